@@ -1,0 +1,102 @@
+"""``kron_attn.attention``: backend choice, input checks and the call into the ops."""
+
+from __future__ import annotations
+
+import torch
+
+from . import _C, ops, reference
+from .layouts import LayoutLike, resolve
+
+BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
+
+
+def available_backends() -> list[str]:
+    """Backends this build can run: ``"cpu"`` and ``"reference"`` always, ``"cuda"`` when the CUDA
+    kernel was compiled and a GPU is visible."""
+    names = ["cpu"]
+    if _C.has_cuda() and torch.cuda.is_available():
+        names.append("cuda")
+    names.append("reference")
+    return names
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    frames: int,
+    layout: LayoutLike = "kmt",
+    scale: float | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Exact Kronecker-mask attention.
+
+    Args:
+        q, k, v: ``(B, H, N, D)`` tensors of one dtype (float32, float64, bfloat16, float16) and
+            device, ``N = frames * L`` tokens laid out frame-major, ``1 <= D <= 256``. Only the
+            last dimension needs to be contiguous.
+        frames: T, the number of frames.
+        layout: a preset (``"kmt"``, ``"kmct"``, ``"joint"``, ``"frame"``) or a ``(T, T)`` bool
+            tensor; token ``i`` attends token ``j`` iff ``layout[i // L, j // L] or i == j``.
+        scale: score scale, ``1 / sqrt(D)`` by default.
+        backend: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"triton"`` or ``"reference"``.
+
+    Returns ``(B, H, N, D)`` in the input dtype; softmax statistics are kept in float32 (float64
+    for float64 inputs). Differentiable in q, k, v. Under ``torch.autocast`` the inputs are cast
+    to the autocast dtype first.
+    """
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise ValueError(f"frames must be an int >= 1, got {frames!r}")
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ValueError(f"{name} must be 4-D (B, H, N, D), got shape {tuple(x.shape)}")
+    for name, x in (("k", k), ("v", v)):
+        if x.shape != q.shape:
+            raise ValueError(f"{name} has shape {tuple(x.shape)} but q has {tuple(q.shape)}")
+        if x.device != q.device:
+            raise ValueError(f"{name} is on {x.device} but q is on {q.device}")
+    if q.shape[2] % frames:
+        raise ValueError(f"sequence length N = {q.shape[2]} is not divisible by frames = {frames}")
+    if not 1 <= q.shape[3] <= 256:
+        raise ValueError(f"head dim D = {q.shape[3]} is out of range [1, 256]")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+    if torch.is_autocast_enabled(q.device.type):
+        dt = torch.get_autocast_dtype(q.device.type)
+        q, k, v = q.to(dt), k.to(dt), v.to(dt)
+    for name, x in (("k", k), ("v", v)):
+        if x.dtype != q.dtype:
+            raise TypeError(f"{name} is {x.dtype} but q is {q.dtype}")
+    lay = resolve(layout, frames)
+    if scale is None:
+        scale = q.shape[3] ** -0.5
+
+    backend = _choose(backend, q.device)
+    if backend == "reference":
+        return reference.attention(q, k, v, frames, lay, scale)
+    return ops.attention_fwd(q, k, v, lay, float(scale))[0]
+
+
+def _choose(backend: str, device: torch.device) -> str:
+    if backend == "triton":
+        raise NotImplementedError("the triton backend is not built yet; use backend='cuda' or 'reference'")
+    if backend == "auto":
+        if device.type == "cpu":
+            return "cpu"
+        if device.type == "cuda" and _C.has_cuda():
+            return "cuda"
+        return "reference"
+    if backend == "cpu" and device.type != "cpu":
+        raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {device}")
+    if backend == "cuda":
+        if device.type != "cuda":
+            raise ValueError(f"backend='cuda' needs CUDA tensors, got tensors on {device}")
+        if not _C.has_cuda():
+            raise RuntimeError(
+                "backend='cuda': this kron_attn build has no CUDA kernel; reinstall with a CUDA build "
+                "of torch and nvcc (KRON_ATTN_CUDA=1), or use backend='reference'"
+            )
+    return backend

@@ -1,0 +1,74 @@
+"""The one Python entry to the registered ops: fake kernels and autograd.
+
+``torch.ops.kron_attn.attention_fwd(q, k, v, layout, scale) -> (out, lse)`` and
+``attention_bwd(dout, q, k, v, out, lse, layout, scale) -> (dq, dk, dv)`` are declared in
+csrc/kron_attn.cpp; each backend registers its kernels for them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _C  # noqa: F401  (loads the library that defines the ops)
+
+_fwd = torch.ops.kron_attn.attention_fwd.default
+_bwd = torch.ops.kron_attn.attention_bwd.default
+
+
+def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@torch.library.register_fake("kron_attn::attention_fwd")
+def _fwd_fake(q, k, v, layout, scale):
+    torch._check(q.dim() == 4, lambda: f"q must be 4-D (B, H, N, D), got {q.dim()}-D")
+    torch._check(k.shape == q.shape and v.shape == q.shape, lambda: "q, k, v must have the same shape")
+    torch._check(layout.dim() == 2 and layout.shape[0] == layout.shape[1], lambda: "layout must be (T, T)")
+    torch._check(q.shape[2] % layout.shape[0] == 0, lambda: "N must be divisible by frames")
+    return torch.empty_like(q, memory_format=torch.contiguous_format), q.new_empty(
+        q.shape[:3], dtype=_lse_dtype(q.dtype)
+    )
+
+
+@torch.library.register_fake("kron_attn::attention_bwd")
+def _bwd_fake(dout, q, k, v, out, lse, layout, scale):
+    torch._check(dout.shape == q.shape, lambda: "dout must have the shape of q")
+    return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, layout, scale = inputs
+    out, lse = output
+    ctx.mark_non_differentiable(lse)
+    ctx.save_for_backward(q, k, v, out, lse, layout)
+    ctx.scale = scale
+
+
+def _backward(ctx, dout, _dlse):
+    q, k, v, out, lse, layout = ctx.saved_tensors
+    dq, dk, dv = _bwd(dout, q, k, v, out, lse, layout, ctx.scale)
+    return dq, dk, dv, None, None
+
+
+torch.library.register_autograd("kron_attn::attention_fwd", _backward, setup_context=_setup_context)
+
+
+def attention_fwd(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward op: ``(out (B, H, N, D) in q's dtype, lse (B, H, N) float32/float64)``."""
+    return _fwd(q, k, v, layout, scale)
+
+
+def attention_bwd(
+    dout: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    layout: torch.Tensor,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype."""
+    return _bwd(dout, q, k, v, out, lse, layout, scale)
