@@ -29,7 +29,8 @@ class KroneckerAttention(nn.Module):
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim = {embed_dim} is not divisible by num_heads = {num_heads}")
         self.embed_dim, self.num_heads, self.frames = embed_dim, num_heads, frames
-        self.register_buffer("layout", resolve(layout, frames), persistent=False)
+        # A plain CPU attribute, not a buffer: the schedule is host data and must not follow .to(device).
+        self.layout = resolve(layout, frames)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim)) if bias else None
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -48,7 +49,7 @@ class KroneckerAttention(nn.Module):
         b, n, c = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         q, k, v = qkv.view(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        o = attention(q, k, v, frames=self.frames, layout=self.layout.cpu())
+        o = attention(q, k, v, frames=self.frames, layout=self.layout)
         return self.out_proj(o.transpose(1, 2).reshape(b, n, c))
 
     def extra_repr(self) -> str:

@@ -1,0 +1,36 @@
+"""Shared helpers: random inputs and the FlashAttention error rule (DESIGN §6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kron_attn
+
+
+def sample_inputs(b, h, t, l, d, dtype=torch.float32, device="cpu", requires_grad=False, seed=0):
+    """Fresh random q, k, v of shape (b, h, t*l, d)."""
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(b, h, t * l, d, generator=g, dtype=torch.float64).to(dtype=dtype, device=device).requires_grad_(
+            requires_grad
+        )
+        for _ in range(3)
+    ]
+
+
+def truth(q, k, v, frames, layout, scale=None):
+    """Reference output in float64."""
+    return kron_attn.reference.attention(q.double(), k.double(), v.double(), frames, layout, scale)
+
+
+def assert_close_by_rule(ours, ref_lowp, exact, what=""):
+    """error(ours) <= 2 * error(reference computed in the same dtype) + 1e-5."""
+    err = (ours.double() - exact).abs().max().item()
+    base = (ref_lowp.double() - exact).abs().max().item()
+    assert err <= 2 * base + 1e-5, f"{what}: error {err:.3g} > 2 x reference error {base:.3g} + 1e-5"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_seed():
+    torch.manual_seed(0)
