@@ -40,7 +40,7 @@ def want_cuda() -> bool:
 
 
 def sources(with_cuda: bool) -> list[str]:
-    srcs = ["csrc/kron_attn.cpp", "csrc/cpu/attention_cpu.cpp", "csrc/cpu/kernel_generic.cpp"]
+    srcs = ["csrc/kron_attn.cpp", "csrc/python_module.cpp", "csrc/cpu/attention_cpu.cpp", "csrc/cpu/kernel_generic.cpp"]
     if platform.machine().lower() in ("x86_64", "amd64"):
         srcs += ["csrc/cpu/kernel_avx2.cpp", "csrc/cpu/kernel_avx512.cpp"]
     if with_cuda:
@@ -58,7 +58,7 @@ def extension():
     has_cu = any(s.endswith(".cu") for s in srcs)
     if with_cuda and has_cu:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
-        nvcc = opt + ["-std=c++17", "--expt-relaxed-constexpr", "-lineinfo", "--use_fast_math", "-Xptxas=-v"]
+        nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo", "--use_fast_math", "-Xptxas=-v"]
         define_macros.append(("KRON_ATTN_WITH_CUDA", None))
         return cpp_extension.CUDAExtension(
             "kron_attn._C",

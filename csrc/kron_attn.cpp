@@ -1,8 +1,6 @@
-// The op schemas (the only place they are declared) and the Python extension module.
-// Backends add implementations with TORCH_LIBRARY_IMPL in csrc/cpu/ and csrc/cuda/.
-#include <torch/extension.h>
-
-#include "cpu/cpu_isa.h"
+// The op schemas: the only place they are declared. Backends add implementations with
+// TORCH_LIBRARY_IMPL in csrc/cpu/ and csrc/cuda/.
+#include <torch/library.h>
 
 TORCH_LIBRARY(kron_attn, m) {
   // out = softmax(scale * q kᵀ + mask) v over tokens that the frame layout allows (and
@@ -12,16 +10,4 @@ TORCH_LIBRARY(kron_attn, m) {
   m.def(
       "attention_bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor layout, "
       "float scale) -> (Tensor dq, Tensor dk, Tensor dv)");
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "Kronecker-mask attention kernels (ops live in torch.ops.kron_attn)";
-  m.def("cpu_isa", &kron_attn::cpu::isa_name, "Instruction set the CPU kernel runs with");
-  m.def("has_cuda", []() {
-#ifdef KRON_ATTN_WITH_CUDA
-    return true;
-#else
-    return false;
-#endif
-  }, "Whether the CUDA kernel was compiled");
 }
