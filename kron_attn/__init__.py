@@ -1,7 +1,7 @@
 """kron_attn: exact Kronecker-mask attention for video transformers.
 
-    import kron_attn
-    out = kron_attn.attention(q, k, v, frames=8, layout="kmt")   # q, k, v: (B, H, T*L, D)
+import kron_attn
+out = kron_attn.attention(q, k, v, frames=8, layout="kmt")   # q, k, v: (B, H, T*L, D)
 """
 
 from . import layouts, masks, reference

@@ -12,9 +12,9 @@ def sample_inputs(b, h, t, l, d, dtype=torch.float32, device="cpu", requires_gra
     """Fresh random q, k, v of shape (b, h, t*l, d)."""
     g = torch.Generator().manual_seed(seed)
     return [
-        torch.randn(b, h, t * l, d, generator=g, dtype=torch.float64).to(dtype=dtype, device=device).requires_grad_(
-            requires_grad
-        )
+        torch.randn(b, h, t * l, d, generator=g, dtype=torch.float64)
+        .to(dtype=dtype, device=device)
+        .requires_grad_(requires_grad)
         for _ in range(3)
     ]
 

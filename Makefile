@@ -1,0 +1,49 @@
+# make demo   set up .venv, build, run the example and the CPU benchmark table
+# make test   set up .venv, build, run the Python and C++ test suites and the linter
+PYTHON ?= python3
+TORCH ?= torch==2.14.1
+VENV := .venv
+PY := $(VENV)/bin/python
+export CUDA_HOME ?= /usr/local/cuda
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+SOURCES := setup.py $(shell find csrc -type f)
+
+.PHONY: all build test test-python test-cpp lint demo bench clean
+
+all: build
+
+$(VENV)/.deps: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)" numpy ninja pytest hypothesis pytest-benchmark expecttest ruff
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+build: $(VENV)/.built
+
+test: test-python test-cpp lint
+
+test-python: build
+	$(PY) -m pytest tests -q
+
+test-cpp: build
+	bash tests/cpp/run.sh
+
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check kron_attn tests benchmarks examples setup.py
+	$(VENV)/bin/ruff format --check kron_attn tests benchmarks examples setup.py
+
+demo: build
+	$(PY) examples/quickstart.py
+	$(PY) -m benchmarks.table --shapes b16-8f,b32-8f --rounds 3 --memory
+
+bench: build
+	$(PY) -m benchmarks.table --memory
+	$(PY) -m pytest benchmarks --benchmark-only -q
+
+clean:
+	rm -rf build cmake-build cmake-build.configure.log *.egg-info kron_attn/_C*.so
