@@ -90,23 +90,31 @@ void run_backward(const Shape& s, const at::Tensor& dout, const at::Tensor& q, c
                   double scale, at::Tensor& dq, at::Tensor& dk, at::Tensor& dv) {
   const int tiles = FrameTiling::make(static_cast<int>(s.tokens), kQueryRows).num_tiles(static_cast<int>(s.frames));
   const int groups = backward_groups(s, tiles);
-  at::Tensor ws = at::empty({s.B * s.H * groups * 2 * s.N * padded(s.D)}, q.options());
+  // One group and no padding: dK, dV accumulate straight into the outputs.
+  const bool direct = groups == 1 && padded(s.D) == s.D;
+  at::Tensor ws = direct ? at::Tensor() : at::empty({2, s.B * s.H * groups, s.N, padded(s.D)}, q.options());
+  T* dk_ws = direct ? dk.data_ptr<T>() : ws[0].data_ptr<T>();
+  T* dv_ws = direct ? dv.data_ptr<T>() : ws[1].data_ptr<T>();
   BwdParams<T> p{view4<T>(q), view4<T>(k), view4<T>(v), view4<T>(out), view4<T>(dout), lse.data_ptr<T>(),
-                 dq.data_ptr<T>(), ws.data_ptr<T>(), reinterpret_cast<const uint8_t*>(layout.data_ptr<bool>()),
+                 dq.data_ptr<T>(), dk_ws, dv_ws, reinterpret_cast<const uint8_t*>(layout.data_ptr<bool>()),
                  static_cast<int>(s.B), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D),
                  static_cast<int>(s.frames), static_cast<int>(s.tokens), groups, scale};
   const IsaKernels& kern = kernels();
-  if constexpr (std::is_same<T, float>::value) {
-    at::parallel_for(0, s.B * s.H * groups, 1, [&](int64_t b, int64_t e) { kern.bwd_f(p, b, e); });
-    at::parallel_for(0, s.B * s.H * s.N, 64, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, s.B * s.H * groups, 1, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same<T, float>::value) {
+      kern.bwd_f(p, b, e);
+    } else {
+      kern.bwd_d(p, b, e);
+    }
+  });
+  if (direct) return;
+  at::parallel_for(0, s.B * s.H * s.N, 64, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same<T, float>::value) {
       kern.reduce_f(p, dk.data_ptr<float>(), dv.data_ptr<float>(), b, e);
-    });
-  } else {
-    at::parallel_for(0, s.B * s.H * groups, 1, [&](int64_t b, int64_t e) { kern.bwd_d(p, b, e); });
-    at::parallel_for(0, s.B * s.H * s.N, 64, [&](int64_t b, int64_t e) {
+    } else {
       kern.reduce_d(p, dk.data_ptr<double>(), dv.data_ptr<double>(), b, e);
-    });
-  }
+    }
+  });
 }
 
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

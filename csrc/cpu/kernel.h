@@ -31,8 +31,9 @@ template <class T>
 struct BwdParams {
   Tensor4<const T> q, k, v, out, dout;
   const T* lse;
-  T* dq;   // contiguous (B, H, N, D)
-  T* dkv;  // workspace (B * H * groups, 2, N, padded(D)): partial dK, dV of each query group
+  T* dq;     // contiguous (B, H, N, D)
+  T* dk_ws;  // (B * H * groups, N, padded(D)): partial dK of each query group
+  T* dv_ws;  // the same for dV
   const uint8_t* layout;
   int B, H, N, D, frames, tokens, groups;
   double scale;
@@ -40,8 +41,9 @@ struct BwdParams {
 
 // Kernels of one instruction set. Forward work items are (b, h, query tile) with the tiles of
 // FrameTiling::make(tokens, kQueryRows); backward work items are (b, h, query group), group g
-// taking tiles g, g + groups, ... reduce_dkv sums the groups' partial dK, dV of items
-// [begin, end) of (b, h, key token) into dk, dv (contiguous, same type).
+// taking tiles g, g + groups, ... reduce sums the groups' partial dK, dV of items [begin, end)
+// of (b, h, key token) into dk, dv (contiguous, same type). With one group and an unpadded head
+// dimension the workspaces can be dk and dv themselves, and no reduction is needed.
 struct IsaKernels {
   const char* name;
   void (*fwd_f)(const FwdParams<float>&, int64_t begin, int64_t end);

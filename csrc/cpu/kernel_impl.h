@@ -332,9 +332,9 @@ static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
       pack_rows(kp.p, Dp, p.k, b, h, 0, N, D, T(1));
       packed = bh;
     }
-    T* dk = p.dkv + item * 2 * ND;
-    T* dv = dk + ND;
-    for (int64_t i = 0; i < 2 * ND; ++i) dk[i] = 0;
+    T* dk = p.dk_ws + item * ND;
+    T* dv = p.dv_ws + item * ND;
+    for (int64_t i = 0; i < ND; ++i) dk[i] = dv[i] = 0;
 
     for (int tile = g; tile < tiles; tile += G) {
       int r0, r1;
@@ -394,10 +394,10 @@ static void reduce(const BwdParams<T>& p, T* dk, T* dv, int64_t begin, int64_t e
     const int64_t bh = item / N, n = item % N;
     for (int which = 0; which < 2; ++which) {
       T* out = (which == 0 ? dk : dv) + item * D;
-      const T* src = p.dkv + bh * G * 2 * ND + which * ND + n * Dp;
+      const T* src = (which == 0 ? p.dk_ws : p.dv_ws) + bh * G * ND + n * Dp;
       for (int i = 0; i < D; ++i) out[i] = src[i];
       for (int g = 1; g < G; ++g) {
-        const T* part = src + g * 2 * ND;
+        const T* part = src + g * ND;
         for (int i = 0; i < D; ++i) out[i] += part[i];
       }
     }
