@@ -8,6 +8,7 @@ csrc/kron_attn.cpp; each backend registers its kernels for them.
 from __future__ import annotations
 
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
 from . import _C  # noqa: F401  (loads the library that defines the ops)
 
@@ -72,3 +73,24 @@ def attention_bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype."""
     return _bwd(dout, q, k, v, out, lse, layout, scale)
+
+
+def _useful_pairs(n: int, layout: torch.Tensor) -> int:
+    """Attending (query, key) pairs: allowed frame blocks x L² plus self terms of blocked diagonals."""
+    t = layout.shape[0]
+    l = n // t
+    return int(layout.sum()) * l * l + int((~layout.diagonal()).sum()) * l
+
+
+@register_flop_formula(torch.ops.kron_attn.attention_fwd, get_raw=True)
+def _fwd_flops(q, k, v, layout, scale, *args, out_val=None, **kwargs) -> int:
+    """Useful work only: 4·B·H·D per attending pair (two matmuls), never the skipped pairs."""
+    b, h, n, d = q.shape
+    return 4 * b * h * d * _useful_pairs(n, layout)
+
+
+@register_flop_formula(torch.ops.kron_attn.attention_bwd, get_raw=True)
+def _bwd_flops(dout, q, k, v, out, lse, layout, scale, *args, out_val=None, **kwargs) -> int:
+    """Five matmuls per attending pair: 2.5x the forward."""
+    b, h, n, d = q.shape
+    return 10 * b * h * d * _useful_pairs(n, layout)

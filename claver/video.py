@@ -1,0 +1,152 @@
+"""The video branch: CLIP's image encoder on every frame, then Kronecker temporal blocks.
+
+frames (B, T, 3, H, W) -> CLIP ViT per frame, all layers -> tokens (B, T, L, W)
+  + temporal embedding (one learned vector per frame, added to every token)
+  -> temporal transformer over all T*L tokens (kron_attn, "kmt" or "kmct")
+  -> ln_post on each frame's class token -> CLIP projection -> mean over frames -> (B, E)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+import kron_attn
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), CLIP's activation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per sample while training."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class TemporalBlock(nn.Module):
+    """Pre-LayerNorm residual block over a clip's T*L tokens with Kronecker-mask attention.
+
+    Submodule names follow CLIP's ``ResidualAttentionBlock`` (``ln_1``, ``attn``, ``ln_2``,
+    ``mlp.c_fc``, ``mlp.c_proj``). Input and output ``(B, T*L, W)``.
+    """
+
+    def __init__(self, width: int, heads: int, frames: int, layout, mlp_ratio: float = 4.0, drop_path: float = 0.0):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width)
+        self.attn = kron_attn.KroneckerAttention(width, heads, frames=frames, layout=layout)
+        self.ln_2 = nn.LayerNorm(width)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [("c_fc", nn.Linear(width, hidden)), ("gelu", QuickGELU()), ("c_proj", nn.Linear(hidden, width))]
+            )
+        )
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.ln_1(x)))
+        return x + self.drop_path(self.mlp(self.ln_2(x)))
+
+    def init_weights(self, identity: bool) -> None:
+        """Truncated-normal (std 0.02) weights, zero biases; with ``identity`` the output
+        projections are zero, so the block starts as the identity map."""
+        for lin in (self.mlp.c_fc, self.mlp.c_proj, self.attn.out_proj):
+            nn.init.trunc_normal_(lin.weight, std=0.02)
+            nn.init.zeros_(lin.bias)
+        nn.init.trunc_normal_(self.attn.in_proj_weight, std=0.02)
+        nn.init.zeros_(self.attn.in_proj_bias)
+        if identity:
+            for lin in (self.mlp.c_proj, self.attn.out_proj):
+                nn.init.zeros_(lin.weight)
+
+
+class TemporalTransformer(nn.Module):
+    """A temporal embedding and ``depth`` TemporalBlocks over ``(B, T, L, W)`` tokens."""
+
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        depth: int,
+        frames: int,
+        layout,
+        drop_path: float = 0.0,
+        identity_init: bool = False,
+    ):
+        super().__init__()
+        self.frames = frames
+        self.temporal_embedding = nn.Parameter(torch.zeros(frames, width))
+        if not identity_init:  # identity: zero embedding too, so the tokens pass through unchanged
+            nn.init.trunc_normal_(self.temporal_embedding, std=0.02)
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.resblocks = nn.ModuleList(TemporalBlock(width, heads, frames, layout, drop_path=r) for r in rates)
+        for blk in self.resblocks:
+            blk.init_weights(identity=identity_init)
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, l, w = x.shape
+        if t != self.frames:
+            raise ValueError(f"the temporal transformer was built for {self.frames} frames, got {t}")
+        x = (x + self.temporal_embedding[None, :, None, :].to(x.dtype)).reshape(b, t * l, w)
+        for blk in self.resblocks:
+            x = checkpoint(blk, x, use_reentrant=False) if self.grad_checkpointing and self.training else blk(x)
+        return x.view(b, t, l, w)
+
+
+class VideoEncoder(nn.Module):
+    """open_clip ``VisionTransformer`` per frame + a Kronecker temporal transformer.
+
+    ``visual`` is an open_clip VisionTransformer with class-token pooling (OpenAI-style CLIP
+    ViTs). Input ``(B, T, 3, H, W)``; ``forward`` returns the video embedding ``(B, E)``.
+    """
+
+    def __init__(self, visual: nn.Module, temporal: TemporalTransformer):
+        super().__init__()
+        if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
+            raise ValueError("CLAVER needs a CLIP ViT that pools its class token (no attentional pooling)")
+        if getattr(visual, "final_ln_after_pool", False):
+            raise ValueError("CLAVER needs a CLIP ViT with ln_post applied before pooling")
+        self.visual = visual
+        self.temporal = temporal
+
+    @property
+    def frames(self) -> int:
+        return self.temporal.frames
+
+    def frame_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 3, H, W)`` -> every frame through every CLIP layer: ``(B, T, L, W)``."""
+        if x.dim() != 5 or x.shape[2] != 3:
+            raise ValueError(f"expected video (B, T, 3, H, W), got {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        tokens = self.visual.transformer(self.visual._embeds(x.flatten(0, 1)))
+        return tokens.view(b, t, tokens.shape[1], tokens.shape[2])
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T, L, W)`` -> ln_post on each frame's class token, then CLIP's projection: ``(B, T, E)``."""
+        pooled = self.visual.ln_post(tokens[:, :, 0])
+        return pooled @ self.visual.proj if self.visual.proj is not None else pooled
+
+    def encode_frames(self, x: torch.Tensor, temporal: bool = True) -> torch.Tensor:
+        """Per-frame embeddings ``(B, T, E)``; ``temporal=False`` bypasses the temporal blocks
+        (then each frame's embedding is exactly CLIP's image embedding)."""
+        tokens = self.frame_tokens(x)
+        return self.project(self.temporal(tokens) if temporal else tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_frames(x).mean(dim=1)
