@@ -2,6 +2,7 @@
 # make test   set up .venv, build, run the Python and C++ test suites and the linter
 PYTHON ?= python3
 TORCH ?= torch==2.14.1
+TORCHVISION ?= torchvision==0.29.1
 VENV := .venv
 PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
@@ -15,8 +16,8 @@ all: build
 
 $(VENV)/.deps: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)" numpy ninja pytest hypothesis pytest-benchmark expecttest ruff
+	$(PY) -m pip install -q "$(TORCH)" "$(TORCHVISION)" numpy ninja setuptools wheel
+	$(PY) -m pip install -q open_clip_torch timm safetensors tqdm pyyaml pytest hypothesis pytest-benchmark expecttest ruff
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)
@@ -34,8 +35,8 @@ test-cpp: build
 	bash tests/cpp/run.sh
 
 lint: $(VENV)/.deps
-	$(VENV)/bin/ruff check kron_attn tests benchmarks examples setup.py
-	$(VENV)/bin/ruff format --check kron_attn tests benchmarks examples setup.py
+	$(VENV)/bin/ruff check kron_attn claver tests benchmarks examples setup.py
+	$(VENV)/bin/ruff format --check kron_attn claver tests benchmarks examples setup.py
 
 demo: build
 	$(PY) examples/quickstart.py

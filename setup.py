@@ -73,7 +73,8 @@ def extension():
 
 
 setup(
-    packages=find_packages(include=["kron_attn", "kron_attn.*"]),
+    packages=find_packages(include=["kron_attn", "kron_attn.*", "claver", "claver.*"]),
+    package_data={"claver": ["model_configs/*.json", "labels/*.csv", "prompts/data/*.json"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
 )

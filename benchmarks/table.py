@@ -65,10 +65,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from kron_attn import _C
 
-    print(f"# CPU: {cpu_name()}, {torch.get_num_threads()} threads, kernel ISA {_C.cpu_isa()}")
-    print(f"# torch {torch.__version__}, float32, B = {args.batch}, {time.strftime('%Y-%m-%d')}")
+    print("```")
+    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, kernel ISA {_C.cpu_isa()}")
+    print(f"torch {torch.__version__}, float32, B = {args.batch}, {time.strftime('%Y-%m-%d')}")
     for p in PEERS:
-        print(f"#   {p}: {DESCRIPTION[p]}")
+        print(f"  {p}: {DESCRIPTION[p]}")
+    print("```")
     cols = ["shape", "layout", "pass", "ours ms", "useful GF/s", "dense-eq GF/s"] + [f"{p}/ours" for p in PEERS]
     if args.memory:
         cols += ["ours MiB", "sdpa_mask MiB", "mha MiB"]

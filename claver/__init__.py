@@ -7,12 +7,16 @@ text_emb = model.encode_text(tokens)       # CLIP tokens -> (K, E)
 logits = model(x, tokens)                  # scaled cosine similarities
 """
 
+from . import labels, prompts, text
 from .config import ClaverConfig
 from .factory import create_model, list_archs, load_checkpoint, load_image_weights, save_checkpoint
 from .model import CLAVER
 from .video import TemporalBlock, TemporalTransformer, VideoEncoder
 
 __all__ = [
+    "labels",
+    "prompts",
+    "text",
     "CLAVER",
     "ClaverConfig",
     "TemporalBlock",
