@@ -10,4 +10,9 @@ TORCH_LIBRARY(kron_attn, m) {
   m.def(
       "attention_bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor layout, "
       "float scale) -> (Tensor dq, Tensor dk, Tensor dv)");
+  // The schedule of fixed (block_m x block_n) tiles: per query tile the key tiles to visit and
+  // their kinds (1 full, 2 partial), and per key tile the query tiles (for a backward over keys).
+  // Returns (q_count, q_tiles, q_kinds, k_count, k_tiles, k_kinds), int32 on the CPU, lists
+  // padded with -1.
+  m.def("block_schedule(Tensor layout, int tokens, int block_m, int block_n) -> Tensor[]");
 }

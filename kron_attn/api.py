@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _C, ops, reference
+from . import triton as triton_backend
 from .layouts import LayoutLike, resolve
 
 BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
@@ -12,10 +13,13 @@ BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
 
 def available_backends() -> list[str]:
     """Backends this build can run: ``"cpu"`` and ``"reference"`` always, ``"cuda"`` when the CUDA
-    kernel was compiled and a GPU is visible."""
+    kernel was compiled and a GPU is visible, ``"triton"`` when Triton is installed and a GPU is
+    visible (or ``TRITON_INTERPRET=1`` is set)."""
     names = ["cpu"]
     if _C.has_cuda() and torch.cuda.is_available():
         names.append("cuda")
+    if triton_backend.available():
+        names.append("triton")
     names.append("reference")
     return names
 
@@ -77,17 +81,21 @@ def attention(
     backend = _choose(backend, q.device)
     if backend == "reference":
         return reference.attention(q, k, v, frames, lay, scale)
+    if backend == "triton":
+        return triton_backend.attention(q, k, v, lay, float(scale))
     return ops.attention_fwd(q, k, v, lay, float(scale))[0]
 
 
 def _choose(backend: str, device: torch.device) -> str:
-    if backend == "triton":
-        raise NotImplementedError("the triton backend is not built yet; use backend='cuda' or 'reference'")
+    if backend == "triton" and not triton_backend.available(device):
+        raise RuntimeError(triton_backend.unavailable_reason(device))
     if backend == "auto":
         if device.type == "cpu":
             return "cpu"
         if device.type == "cuda" and _C.has_cuda():
             return "cuda"
+        if triton_backend.available(device):
+            return "triton"
         return "reference"
     if backend == "cpu" and device.type != "cpu":
         raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {device}")

@@ -37,21 +37,26 @@ def _bwd_fake(dout, q, k, v, out, lse, layout, scale):
     return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
 
 
-def _setup_context(ctx, inputs, output):
-    q, k, v, layout, scale = inputs
-    out, lse = output
-    ctx.mark_non_differentiable(lse)
-    ctx.save_for_backward(q, k, v, out, lse, layout)
-    ctx.scale = scale
+def register_attention_autograd(fwd_op, bwd_op) -> None:
+    """Autograd of a forward op ``(q, k, v, layout, scale) -> (out, lse)`` through its backward op
+    ``(dout, q, k, v, out, lse, layout, scale) -> (dq, dk, dv)``. lse is not differentiable."""
+
+    def setup_context(ctx, inputs, output):
+        q, k, v, layout, scale = inputs
+        out, lse = output
+        ctx.mark_non_differentiable(lse)
+        ctx.save_for_backward(q, k, v, out, lse, layout)
+        ctx.scale = scale
+
+    def backward(ctx, dout, _dlse):
+        q, k, v, out, lse, layout = ctx.saved_tensors
+        dq, dk, dv = bwd_op(dout, q, k, v, out, lse, layout, ctx.scale)
+        return dq, dk, dv, None, None
+
+    torch.library.register_autograd(fwd_op, backward, setup_context=setup_context)
 
 
-def _backward(ctx, dout, _dlse):
-    q, k, v, out, lse, layout = ctx.saved_tensors
-    dq, dk, dv = _bwd(dout, q, k, v, out, lse, layout, ctx.scale)
-    return dq, dk, dv, None, None
-
-
-torch.library.register_autograd("kron_attn::attention_fwd", _backward, setup_context=_setup_context)
+register_attention_autograd("kron_attn::attention_fwd", _bwd)
 
 
 def attention_fwd(
