@@ -40,7 +40,13 @@ def want_cuda() -> bool:
 
 
 def sources(with_cuda: bool) -> list[str]:
-    srcs = ["csrc/kron_attn.cpp", "csrc/python_module.cpp", "csrc/schedule_op.cpp", "csrc/cpu/attention_cpu.cpp", "csrc/cpu/kernel_generic.cpp"]
+    srcs = [
+        "csrc/kron_attn.cpp",
+        "csrc/python_module.cpp",
+        "csrc/schedule_op.cpp",
+        "csrc/cpu/attention_cpu.cpp",
+        "csrc/cpu/kernel_generic.cpp",
+    ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         srcs += ["csrc/cpu/kernel_avx2.cpp", "csrc/cpu/kernel_avx512.cpp"]
     if with_cuda:

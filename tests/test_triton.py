@@ -32,7 +32,9 @@ def check(t, l, d, layout, dtype=torch.float32, b=1, h=2, seed=0):
 @pytest.mark.parametrize("t", [1, 2, 3])
 @pytest.mark.parametrize("layout", ["kmt", "kmct", "joint", "frame", "custom"])
 def test_matches_reference(t, l, d, layout):
-    lay = (torch.rand(t, t, generator=torch.Generator().manual_seed(t * 100 + l)) > 0.5) if layout == "custom" else layout
+    lay = (
+        (torch.rand(t, t, generator=torch.Generator().manual_seed(t * 100 + l)) > 0.5) if layout == "custom" else layout
+    )
     check(t, l, d, lay)
 
 

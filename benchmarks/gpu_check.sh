@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# GPU check (DESIGN §7): on a fresh GPU machine with no network, build the extension, run the
+# GPU tests, a compute-sanitizer pass when a CUDA kernel exists, and the benchmark table.
+# Everything goes into one folder:   bash benchmarks/gpu_check.sh OUTDIR
+# Uses the torch, Triton, pytest and pytest-benchmark already installed; downloads nothing.
+set -u
+out=${1:?usage: bash benchmarks/gpu_check.sh OUTDIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/.."
+say() { echo "[gpu_check $(date +%T)] $*" | tee -a "$out/summary.txt"; }
+
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || say "nvidia-smi failed"
+python - > "$out/versions.txt" 2>&1 <<'PY'
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+try:
+    import triton; print("triton", triton.__version__)
+except ImportError:
+    print("triton missing")
+PY
+cat "$out/versions.txt" >> "$out/summary.txt"
+
+arch=$(python -c 'import torch; c = torch.cuda.get_device_capability(); print(f"{c[0]}.{c[1]}")' 2>/dev/null || echo "9.0")
+say "building for sm_${arch/./}"
+# Editable: the built library lands in the tree, so tests and benchmarks run from here.
+if TORCH_CUDA_ARCH_LIST="$arch" KRON_ATTN_CUDA=1 timeout 420 pip install --no-build-isolation --no-deps -v -e . \
+    > "$out/build.log" 2>&1; then
+  say "build ok"
+  grep -E "registers|spill|smem" "$out/build.log" > "$out/ptxas.txt" || true
+else
+  say "build FAILED (see build.log)"
+fi
+
+# The kron_attn suites only: the image has no open_clip for the claver tests.
+timeout 300 python -m pytest -q -p no:cacheprovider tests/test_triton.py tests/test_attention.py \
+    tests/test_errors.py tests/test_module.py > "$out/tests.log" 2>&1
+say "tests: $(tail -n 1 "$out/tests.log")"
+
+if ls csrc/cuda/*.cu > /dev/null 2>&1 && command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck; do
+    ( timeout 120 compute-sanitizer --tool "$tool" python -c "
+import torch, kron_attn
+q, k, v = (torch.randn(1, 2, 3 * 37, 64, device='cuda', dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+kron_attn.attention(q, k, v, frames=3, layout='kmct', backend='cuda').sum().backward()
+torch.cuda.synchronize()" > "$out/sanitizer-$tool.log" 2>&1 )
+    say "compute-sanitizer $tool: $(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" || echo 'no summary')"
+  done
+else
+  say "compute-sanitizer skipped: no CUDA kernel in csrc/cuda yet, or the tool is missing"
+fi
+
+timeout 300 python -m benchmarks.table --device cuda --dtype bfloat16 --batch 8 --rounds 10 --memory \
+    > "$out/table.md" 2> "$out/table.err"
+say "benchmark table: $(grep -c '^| b\|^| l' "$out/table.md" 2>/dev/null || echo 0) rows (table.md)"
