@@ -32,7 +32,6 @@ def qkv(shape=(1, 2, 6, 8), dtype=torch.float32):
         (lambda q, k, v: dict(q=q[0], k=k[0], v=v[0], frames=3), ValueError, "q must be 4-D"),
         (lambda q, k, v: dict(q=q, k=k, v=v, frames=3, backend="tpu"), ValueError, "unknown backend 'tpu'"),
         (lambda q, k, v: dict(q=q, k=k, v=v, frames=3, backend="cuda"), ValueError, "needs CUDA tensors"),
-        (lambda q, k, v: dict(q=q, k=k, v=v, frames=3, backend="triton"), NotImplementedError, "triton"),
         (lambda q, k, v: dict(q="q", k=k, v=v, frames=3), TypeError, "q must be a torch.Tensor"),
     ],
 )

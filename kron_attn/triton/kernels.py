@@ -22,6 +22,22 @@ def _frame_allowed(layout, qf, kf, T, ok):
 
 
 @triton.jit
+def _probs_and_grads(q, k, v, do, lse2, delta, ok, qk_scale, PRECISION: tl.constexpr):
+    """P = exp2(S - lse2) on the allowed pairs and dS = P (dO Vᵀ - Δ) for a (query, key) tile."""
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
+    p = tl.where(ok, tl.math.exp2(s - lse2[:, None]), 0.0)
+    dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+    return p, p * (dp - delta[:, None])
+
+
+@triton.jit
+def _self_probs_and_grads(q, k, v, do, lse2, delta, need, qk_scale):
+    """The same for the diagonal pairs i == j, row by row (float32 rows of one token each)."""
+    p = tl.where(need, tl.math.exp2(tl.sum(q * k, 1) * qk_scale - lse2), 0.0)
+    return p, p * (tl.sum(do * v, 1) - delta)
+
+
+@triton.jit
 def fwd_kernel(
     Q,
     K,
@@ -180,14 +196,11 @@ def bwd_dkdv_kernel(
         do = tl.load(do_base + offs_m[:, None] * sdn + offs_d[None, :], mask=md, other=0.0)
         lse2 = tl.load(LSE + stat + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634
         delta = tl.load(DELTA + stat + offs_m, mask=row_ok, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
         ok = row_ok[:, None] & col_ok[None, :]
         if kind == PARTIAL:
             ok = _frame_allowed(LAYOUT, offs_m // L, kf, T, ok)
-        p = tl.where(ok, tl.math.exp2(s - lse2[:, None]), 0.0)
+        p, ds = _probs_and_grads(q, k, v, do, lse2, delta, ok, qk_scale, PRECISION)
         dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PRECISION)
-        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
-        ds = p * (dp - delta[:, None])
         dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PRECISION)
 
     # Self term of keys whose frame pair is blocked: p_jj, ds_jj from row j's own statistics.
@@ -196,8 +209,9 @@ def bwd_dkdv_kernel(
     do_s = tl.load(do_base + offs_n[:, None] * sdn + offs_d[None, :], mask=nd, other=0.0).to(tl.float32)
     lse2_s = tl.load(LSE + stat + offs_n, mask=col_ok, other=0.0) * 1.4426950408889634
     delta_s = tl.load(DELTA + stat + offs_n, mask=col_ok, other=0.0)
-    p_s = tl.where(need_self, tl.math.exp2(tl.sum(q_s * k.to(tl.float32), 1) * qk_scale - lse2_s), 0.0)
-    ds_s = p_s * (tl.sum(do_s * v.to(tl.float32), 1) - delta_s)
+    p_s, ds_s = _self_probs_and_grads(
+        q_s, k.to(tl.float32), v.to(tl.float32), do_s, lse2_s, delta_s, need_self, qk_scale
+    )
     dv += p_s[:, None] * do_s
     dk += ds_s[:, None] * q_s
 
@@ -274,20 +288,16 @@ def bwd_dq_kernel(
         nd = col_ok[:, None] & d_ok[None, :]
         k = tl.load(k_base + offs_n[:, None] * skn + offs_d[None, :], mask=nd, other=0.0)
         v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :], mask=nd, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
         ok = row_ok[:, None] & col_ok[None, :]
         if kind == PARTIAL:
             ok = _frame_allowed(LAYOUT, qf, offs_n // L, T, ok)
-        p = tl.where(ok, tl.math.exp2(s - lse2[:, None]), 0.0)
-        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
-        ds = p * (dp - delta[:, None])
+        _, ds = _probs_and_grads(q, k, v, do, lse2, delta, ok, qk_scale, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
     need_self = (tl.load(LAYOUT + qf * T + qf, mask=row_ok, other=1) == 0) & row_ok
     k_s = tl.load(k_base + offs_m[:, None] * skn + offs_d[None, :], mask=md, other=0.0).to(tl.float32)
     v_s = tl.load(v_base + offs_m[:, None] * svn + offs_d[None, :], mask=md, other=0.0).to(tl.float32)
-    p_s = tl.where(need_self, tl.math.exp2(tl.sum(q.to(tl.float32) * k_s, 1) * qk_scale - lse2), 0.0)
-    ds_s = p_s * (tl.sum(do.to(tl.float32) * v_s, 1) - delta)
+    _, ds_s = _self_probs_and_grads(q.to(tl.float32), k_s, v_s, do.to(tl.float32), lse2, delta, need_self, qk_scale)
     dq += ds_s[:, None] * k_s
 
     tl.store(DQ + stat * D + offs_m[:, None] * D + offs_d[None, :], dq * scale, mask=md)
