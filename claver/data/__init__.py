@@ -1,0 +1,1 @@
+"""Video data: annotation files, decoding, frame sampling, augmentation, and the synthetic set."""

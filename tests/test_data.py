@@ -1,0 +1,91 @@
+"""The video pipeline on generated mp4 files."""
+
+import numpy as np
+import pytest
+import torch
+
+from claver.data import synthetic
+from claver.data.annotations import read_annotations
+from claver.data.dataset import Skipped, VideoDataset, collate
+from claver.data.transforms import AugmentConfig, mix_batch
+from claver.data.video import DecodeError, decode, eval_indices, train_indices
+from claver.labels import class_names
+
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("motion"), per_class=2, frames=12, size=48, seed=1)
+
+
+def test_synthetic_dataset_layout(motion):
+    names = class_names(motion / "labels.csv")
+    assert names == synthetic.class_names() and len(names) == 12
+    train = read_annotations(motion / "train.txt", motion, len(names))
+    val = read_annotations(motion / "val.txt", motion, len(names))
+    assert len(train) + len(val) == 24 and all(s.path.is_file() for s in train + val)
+
+
+def test_reversal_pairs_are_exact_time_reversals(motion):
+    fwd = decode(motion / "videos/growing/0000.mp4")
+    bwd = decode(motion / "videos/shrinking/0000.mp4")
+    assert fwd.shape == (12, 48, 48, 3)
+    # Same frames in reverse order, up to the codec's loss.
+    assert np.abs(fwd.astype(int) - bwd[::-1].astype(int)).mean() < 3
+    assert np.abs(fwd.astype(int) - bwd.astype(int)).mean() > 3
+
+
+def test_frame_sampling():
+    rng = np.random.default_rng(0)
+    idx = train_indices(100, 8, rng)
+    assert len(idx) == 8 and all(12 * i <= j < 12.5 * (i + 1) + 1 for i, j in enumerate(idx))
+    assert train_indices(3, 8, rng).max() <= 2
+    ev = eval_indices(80, 8, num_clips=2)
+    assert ev.shape == (2, 8) and (ev[0] < ev[1]).all()
+
+
+def test_dataset_train_and_eval_views(motion):
+    aug = AugmentConfig(input_size=32)
+    train = VideoDataset(motion / "train.txt", motion, 12, frames=4, train=True, augment=aug)
+    clip, label, _ = train[0]
+    assert clip.shape == (4, 3, 32, 32) and clip.dtype == torch.float32 and 0 <= label < 12
+    again, _, _ = train[0]
+    assert torch.equal(clip, again), "an item must be reproducible within an epoch"
+    val = VideoDataset(motion / "val.txt", motion, 12, frames=4, train=False, augment=aug, num_clips=2, num_crops=3)
+    views, _, _ = val[0]
+    assert views.shape == (6, 4, 3, 32, 32)
+
+
+def test_broken_videos_are_skipped_and_reported(motion, tmp_path):
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x01 not a video")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    good = motion / "videos/moving_left/0000.mp4"
+    ann = tmp_path / "ann.txt"
+    ann.write_text(f"{good} 0\ncorrupt.mp4 1\nempty.mp4 2\nmissing.mp4 3\n")
+    ds = VideoDataset(ann, tmp_path, 12, frames=4, augment=AugmentConfig(input_size=32))
+    with pytest.warns(UserWarning, match="skipping video"):
+        items = [ds[i] for i in range(4)]
+    clips, labels, skipped = collate(items)
+    assert clips.shape[0] == 1 and labels.tolist() == [0]
+    assert len(skipped) == 3 and all(isinstance(s, Skipped) for s in skipped)
+    with pytest.raises(DecodeError, match="missing video"):
+        decode(tmp_path / "missing.mp4")
+
+
+@pytest.mark.parametrize(
+    "line, match",
+    [("a.mp4 x", "label id 'x' is not an integer"), ("a.mp4 99", r"outside \[0, 12\)"), ("a.mp4", "expected")],
+)
+def test_bad_annotation_lines_fail_at_start(tmp_path, line, match):
+    ann = tmp_path / "ann.txt"
+    ann.write_text(f"ok.mp4 0\n{line}\n")
+    with pytest.raises(ValueError, match=rf"ann.txt:2: .*{match}"):
+        read_annotations(ann, tmp_path, 12)
+
+
+def test_mix_batch_soft_targets():
+    x = torch.randn(4, 2, 3, 8, 8)
+    y = torch.tensor([0, 1, 2, 3])
+    for cut in (0.0, 1.0):
+        mixed, target = mix_batch(x, y, 5, mixup_alpha=0.8, cutmix_alpha=cut, rng=np.random.default_rng(0))
+        assert mixed.shape == x.shape and target.shape == (4, 5)
+        torch.testing.assert_close(target.sum(-1), torch.ones(4))
