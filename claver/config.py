@@ -16,7 +16,8 @@ class ClaverConfig:
 
     arch: open_clip model config name (``ViT-B-16``...) or one of ours (``claver-tiny``).
     frames: T, frames per clip. layout: ``"kmt"`` or ``"kmct"`` (any kron_attn preset works).
-    temporal_layers: depth of the temporal transformer; ``None`` = vision layers // 3.
+    temporal_layers: depth of the temporal transformer; ``None`` = vision layers // 3; 0 = none
+        (no temporal embedding either): the frame-mean baseline.
     drop_path: stochastic depth of the temporal blocks (increasing linearly to this rate).
     temporal_init: ``"paper"`` (freshly initialised blocks and a truncated-normal temporal
         embedding, as released) or ``"identity"`` (zero output projections and a zero temporal

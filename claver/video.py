@@ -100,6 +100,8 @@ class TemporalTransformer(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.resblocks:  # depth 0: the frame-mean baseline, no temporal modelling at all
+            return x
         b, t, l, w = x.shape
         if t != self.frames:
             raise ValueError(f"the temporal transformer was built for {self.frames} frames, got {t}")

@@ -1,0 +1,130 @@
+"""Building blocks shared by training and evaluation: process group, data loaders, prompts,
+the evaluation loop."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import open_clip
+import torch
+import torch.distributed as dist
+
+from . import prompts as prompt_files
+from .data.dataset import VideoDataset, collate
+from .data.transforms import AugmentConfig
+from .labels import class_names
+from .metrics import accuracy
+from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
+from .train_config import TrainConfig
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) -> a process group (NCCL on GPUs,
+    gloo on CPUs); without it, a plain single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(int(os.environ.get("RANK", "0")), world, local, device)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled (or ordered) indices for one rank, the same order for a given (seed, epoch), and
+    able to start mid-epoch: what an exact resume needs."""
+
+    def __init__(self, n: int, rank: int, world: int, shuffle: bool, seed: int):
+        self.n, self.rank, self.world, self.shuffle, self.seed = n, rank, world, shuffle, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def _indices(self) -> list[int]:
+        order = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        )
+        if self.shuffle:  # training: pad by wrapping so every rank takes the same number of steps
+            order = np.resize(order, math.ceil(self.n / self.world) * self.world)
+        return order[self.rank :: self.world].tolist()
+
+    def __iter__(self):
+        return iter(self._indices()[self.start :])
+
+    def __len__(self) -> int:
+        return len(self._indices()) - self.start
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    d = cfg.data
+    return AugmentConfig(d.input_size, tuple(d.scales), d.flip, d.color_jitter, d.grayscale, d.normalization)
+
+
+def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
+    d = cfg.data
+    names = class_names(d.labels)
+    dataset = VideoDataset(
+        d.train if train else d.val, d.root, len(names), d.frames, train, augment_config(cfg),
+        d.num_clips, d.num_crops, cfg.run.seed,
+    )  # fmt: skip
+    sampler = EpochSampler(len(dataset), dist_.rank, dist_.world, shuffle=train, seed=cfg.run.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=d.batch_size, sampler=sampler, num_workers=d.workers, collate_fn=collate,
+        drop_last=False, persistent_workers=False,
+    )  # fmt: skip
+    return loader, sampler
+
+
+def prompt_tokens(cfg: TrainConfig) -> torch.Tensor:
+    """The ``(A, C, 77)`` prompt sets of the label list: templates plus interpretive descriptions."""
+    names = class_names(cfg.data.labels)
+    descriptions = prompt_files.load(cfg.data.prompts).by_name() if cfg.data.prompts else None
+    if descriptions:
+        descriptions = {k: v for k, v in descriptions.items() if v}
+    return tokenize_prompt_sets(build_prompt_sets(names, descriptions), open_clip.get_tokenizer(cfg.model.arch))
+
+
+@torch.no_grad()
+def evaluate(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype=None) -> dict:
+    """Multi-view evaluation: class softmax averaged over all prompt sets, then over views."""
+    model.eval()
+    probs, labels, skipped = [], [], 0
+    tokens = tokens.to(dist_.device)
+    for clips, y, bad in loader:
+        skipped += len(bad)
+        if clips is None:
+            continue
+        b, v = clips.shape[:2]
+        with torch.autocast(dist_.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(clips.flatten(0, 1).to(dist_.device), tokens)
+        probs.append(average_class_probs(logits.float()).view(b, v, -1).mean(1).cpu())
+        labels.append(y)
+    p = torch.cat(probs) if probs else torch.zeros(0, num_classes)
+    y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
+    if dist_.world > 1:
+        p, y = _gather(p, dist_), _gather(y, dist_)
+        skipped = int(_gather(torch.tensor([skipped]), dist_).sum())
+    return {**accuracy(p, y, num_classes), "videos": int(y.shape[0]), "skipped": skipped}
+
+
+def _gather(x: torch.Tensor, dist_: Dist) -> torch.Tensor:
+    sizes = [None] * dist_.world
+    dist.all_gather_object(sizes, x)
+    return torch.cat(sizes)

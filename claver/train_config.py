@@ -1,0 +1,126 @@
+"""Training and evaluation settings: YAML files -> nested dataclasses, overridable from the CLI.
+
+python -m claver.train --config configs/k400/b16_8f.yaml --opts optim.lr 8e-6 data.batch_size 16
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    root: str = ""
+    train: str = ""  # annotation file: "relative/path.mp4 label_id" per line
+    val: str = ""
+    labels: str = ""  # "id,name" CSV or a shipped list name (hmdb51, ucf101, kinetics400...)
+    prompts: str | None = None  # prompt file or shipped name; None = templates only
+    frames: int = 8
+    input_size: int = 224
+    batch_size: int = 8
+    workers: int = 4
+    num_clips: int = 1  # evaluation views: clips x crops
+    num_crops: int = 1
+    normalization: str = "imagenet"
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
+    flip: float = 0.5
+    color_jitter: float = 0.8
+    grayscale: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "ViT-B-16"
+    pretrained: str | None = "openai"
+    layout: str = "kmt"
+    temporal_layers: int | None = None
+    drop_path: float = 0.0
+    temporal_init: str = "paper"
+    grad_checkpointing: bool = False
+    freeze_text: bool = False
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 30
+    warmup_epochs: int = 5
+    lr: float = 12e-6
+    min_lr: float = 0.0
+    weight_decay: float = 0.001
+    effective_batch: int = 256  # reached by gradient accumulation over batch_size x world size
+    prompt_sets: int = 5  # K of the A prompt sets per step
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    smoothing: float = 0.1
+    amp: str | None = "bf16"  # bf16, fp16 (with a grad scaler) or null
+    clip_grad: float | None = 1.0
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/claver"
+    seed: int = 0
+    save_every_steps: int = 0  # 0: only at the end of each epoch
+    eval_every_epochs: int = 1
+    stop_after_steps: int = 0  # >0: save and stop after this many optimizer steps (time-boxed runs)
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def _build(cls, data: dict, where: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        factory = known[name].default_factory
+        if isinstance(factory, type) and dataclasses.is_dataclass(factory):
+            kwargs[name] = _build(factory, value or {}, f"{where}.{name}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None, opts: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (with ``base:`` inheritance) and apply ``KEY VALUE`` overrides."""
+    data = _read_yaml(Path(path)) if path else {}
+    for key, value in zip(opts[::2], opts[1::2]) if opts else ():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    if opts and len(opts) % 2:
+        raise ValueError(f"--opts takes KEY VALUE pairs, got an odd count: {opts}")
+    return _build(TrainConfig, data, "config")
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = _read_yaml(path.parent / base)
+    for section, values in data.items():
+        if isinstance(values, dict):
+            merged.setdefault(section, {}).update(values)
+        else:
+            merged[section] = values
+    return merged
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
