@@ -87,6 +87,12 @@ def _build(cls, data: dict, where: str):
         factory = known[name].default_factory
         if isinstance(factory, type) and dataclasses.is_dataclass(factory):
             kwargs[name] = _build(factory, value or {}, f"{where}.{name}")
+        elif isinstance(value, str) and "float" in str(known[name].type):
+            # YAML reads 12e-6 (no dot) as a string
+            try:
+                kwargs[name] = float(value)
+            except ValueError:
+                raise ValueError(f"{where}.{name}: expected a number, got {value!r}") from None
         else:
             kwargs[name] = value
     return cls(**kwargs)

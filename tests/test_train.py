@@ -85,3 +85,15 @@ def test_evaluate_cli_matches_training_evaluation(motion, tmp_path, capsys):
         assert result["top1"] == pytest.approx(metrics["val_top1"]) and result["videos"] == 12
     evaluate.main(["--config", str(CONFIG), "--checkpoint", str(tmp_path / "run" / "model.safetensors"), "--opts", *o])
     assert '"top1"' in capsys.readouterr().out
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = load_config(CONFIG, ["optim.lr", "12e-6", "data.batch_size", "3", "model.layout", "kmct"])
+    assert cfg.optim.lr == 12e-6 and cfg.data.batch_size == 3 and cfg.model.layout == "kmct"
+    with pytest.raises(ValueError, match=r"config.optim: unknown keys \['lrr'\]"):
+        load_config(CONFIG, ["optim.lrr", "1"])
+    with pytest.raises(ValueError, match="expected a number"):
+        load_config(CONFIG, ["optim.lr", "fast"])
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {CONFIG}\noptim:\n  epochs: 3\n")
+    assert load_config(child).optim.epochs == 3 and load_config(child).model.arch == "claver-tiny"
