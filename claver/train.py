@@ -39,11 +39,17 @@ CHECKPOINT = "last.pt"
 
 
 def setup_logging(out: Path, main: bool) -> None:
-    handlers = [logging.StreamHandler(sys.stdout)]
-    if main:
-        handlers.append(logging.FileHandler(out / "log.txt"))
-    logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(asctime)s %(message)s",
-                        handlers=handlers, force=True)  # fmt: skip
+    """The run's own logger: console and ``out/log.txt`` on the main process, warnings elsewhere."""
+    fmt = logging.Formatter("%(asctime)s %(message)s")
+    handlers = [logging.StreamHandler(sys.stdout)] + ([logging.FileHandler(out / "log.txt")] if main else [])
+    for h in log.handlers:
+        h.close()
+    log.handlers = []
+    for h in handlers:
+        h.setFormatter(fmt)
+        log.addHandler(h)
+    log.setLevel(logging.INFO if main else logging.WARNING)
+    log.propagate = False
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

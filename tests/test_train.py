@@ -97,3 +97,20 @@ def test_config_overrides_and_errors(tmp_path):
     child = tmp_path / "child.yaml"
     child.write_text(f"base: {CONFIG}\noptim:\n  epochs: 3\n")
     assert load_config(child).optim.epochs == 3 and load_config(child).model.arch == "claver-tiny"
+
+
+def test_predict_on_a_generated_video(motion, tmp_path, capsys):
+    from claver import predict
+
+    o = opts(motion, tmp_path / "run", "optim.epochs", "1")
+    train.train(load_config(CONFIG, o))
+    ckpt = tmp_path / "run" / "model.safetensors"
+    video = motion / "videos" / "growing" / "0000.mp4"
+    capsys.readouterr()  # drop the training log
+    predict.main([str(video), "--labels", "growing,shrinking,moving left", "--checkpoint", str(ckpt), "--arch",
+                  "claver-tiny", "--top-k", "2"])  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(line.split()[1] in ("growing", "shrinking", "moving") for line in lines)
+    model = __import__("claver").create_model("claver-tiny", ckpt)
+    pairs = predict.predict(video, ["growing", "shrinking"], model)
+    assert sum(p for _, p in pairs) == pytest.approx(1.0, abs=1e-5)

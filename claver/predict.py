@@ -1,0 +1,93 @@
+"""Classify one video among free-text labels.
+
+    python -m claver.predict VIDEO --labels "jumping,running,waving" --checkpoint runs/x/model.safetensors
+    python -m claver.predict VIDEO --labels-file labels.txt --arch ViT-B-16 --pretrained openai
+    python -m claver.predict VIDEO --labels-file hmdb51 --checkpoint C --prompts hmdb51
+
+Prints the top-k labels with their probabilities. Text embeddings of a label set are computed
+once per :class:`Predictor`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import open_clip
+import torch
+
+from . import prompts as prompt_files
+from .data.transforms import AugmentConfig, eval_views
+from .data.video import decode, eval_indices
+from .factory import create_model
+from .labels import DATASETS, class_names
+from .model import CLAVER
+from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
+
+
+class Predictor:
+    """A model with the prompt-set embeddings of one label set, ready for videos."""
+
+    def __init__(self, model: CLAVER, labels: list[str], descriptions: dict | None = None, normalization="imagenet"):
+        if not labels:
+            raise ValueError("no labels given")
+        self.model, self.labels = model.eval(), list(labels)
+        device = next(model.parameters()).device
+        tokens = tokenize_prompt_sets(
+            build_prompt_sets(labels, descriptions), open_clip.get_tokenizer(model.config.arch)
+        )
+        with torch.no_grad():
+            self.text = model.encode_text(tokens.to(device), normalize=True)  # (A, C, E), computed once
+        self.augment = AugmentConfig(input_size=model.video.visual.image_size[0], normalization=normalization)
+
+    @torch.no_grad()
+    def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
+        frames = decode(video)
+        idx = eval_indices(len(frames), self.model.frames, 1)[0]
+        clip = eval_views(torch.from_numpy(frames[idx]).permute(0, 3, 1, 2), self.augment)  # (1, T, 3, S, S)
+        device = self.text.device
+        emb = self.model.encode_video(clip.to(device), normalize=True)
+        logits = self.model.text.logit_scale.exp() * torch.einsum("be,ace->bac", emb, self.text)
+        probs = average_class_probs(logits)[0]
+        top = probs.topk(min(top_k, len(self.labels)))
+        return [(self.labels[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def predict(video: str | Path, labels: list[str], model: CLAVER, top_k: int = 5) -> list[tuple[str, float]]:
+    """One-off prediction; keep a :class:`Predictor` to classify many videos with one label set."""
+    return Predictor(model, labels)(video, top_k)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("video")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--labels", help="comma-separated labels")
+    src.add_argument("--labels-file", help="one label per line, an 'id,name' CSV, or a shipped list name")
+    ap.add_argument("--checkpoint", help="CLAVER checkpoint (.safetensors with its .json)")
+    ap.add_argument("--arch", default="ViT-B-16", help="with --pretrained: image-CLIP weights, zero-shot")
+    ap.add_argument("--pretrained", help="'openai' or a local image-CLIP checkpoint")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--prompts", help="prompt file or shipped name whose descriptions to add")
+    ap.add_argument("--top-k", type=int, default=5)
+    args = ap.parse_args(argv)
+    if args.labels:
+        labels = [s.strip() for s in args.labels.split(",") if s.strip()]
+    elif args.labels_file in DATASETS or str(args.labels_file).endswith(".csv"):
+        labels = class_names(args.labels_file)
+    else:
+        labels = [s.strip() for s in Path(args.labels_file).read_text().splitlines() if s.strip()]
+    if args.checkpoint:
+        model = create_model(args.arch, args.checkpoint)
+    elif args.pretrained:
+        model = create_model(args.arch, args.pretrained, frames=args.frames)
+    else:
+        ap.error("give --checkpoint, or --pretrained for zero-shot with image-CLIP weights")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    descriptions = prompt_files.load(args.prompts).by_name() if args.prompts else None
+    for label, p in Predictor(model.to(device), labels, descriptions)(args.video, args.top_k):
+        print(f"{p:7.2%}  {label}")
+
+
+if __name__ == "__main__":
+    main()
