@@ -96,7 +96,9 @@ def load_image_weights(clip: torch.nn.Module, state: dict[str, torch.Tensor]) ->
         if key in state and isinstance(state[key], dict):
             state = state[key]
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    # Not weights: OpenAI's scalar metadata, and the causal mask TorchScript archives keep as a buffer.
+    extras = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+    state = {k: v for k, v in state.items() if k not in extras}
     open_clip.model.resize_pos_embed(state, clip)
     clip.load_state_dict(state, strict=True)
 

@@ -139,3 +139,17 @@ def test_training_options_run():
     x = torch.randn(2, 3, 3, 32, 32)
     model(x, tokens(["a", "b"])).sum().backward()
     assert model.video.temporal.temporal_embedding.grad is not None
+
+
+def test_torchscript_archive_loads_with_quick_gelu(tmp_path):
+    """OpenAI's checkpoints are TorchScript archives: read with torch.jit.load, QuickGELU switched on."""
+    torch.manual_seed(2)
+    clip = open_clip.create_model(TINY, force_quick_gelu=True).eval()
+    with pytest.warns(FutureWarning):  # torch.jit.script is deprecated, but OpenAI's files are scripted
+        torch.jit.script(clip).save(str(tmp_path / "openai.pt"))
+    model = claver.create_model(TINY, pretrained=tmp_path / "openai.pt", frames=2).eval()
+    x = torch.randn(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        ours = model.video.encode_frames(x, temporal=False)
+        theirs = clip.encode_image(x.flatten(0, 1)).view(1, 2, -1)
+    assert rel_err(ours, theirs) <= 1e-5
