@@ -114,3 +114,9 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
     model = __import__("claver").create_model("claver-tiny", ckpt)
     pairs = predict.predict(video, ["growing", "shrinking"], model)
     assert sum(p for _, p in pairs) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")), ids=str)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.data.frames >= 1 and cfg.optim.lr > 0 and isinstance(cfg.optim.lr, float)
