@@ -1,0 +1,57 @@
+"""Split-file converters and few-shot lists."""
+
+import pytest
+
+from claver.data import convert, fewshot
+from claver.labels import class_names
+
+
+def test_ucf101_official_splits(tmp_path):
+    names = class_names("ucf101")
+    (tmp_path / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    (tmp_path / "trainlist01.txt").write_text(f"{names[3]}/v_{names[3]}_g08_c01.avi 4\n{names[0]}/v_a.avi 1\n")
+    (tmp_path / "testlist01.txt").write_text(f"{names[100]}/v_{names[100]}_g01_c01.avi\n")
+    train, val = convert.ucf101(tmp_path, 1, tmp_path / "ann")
+    assert train.read_text().splitlines() == [f"{names[3]}/v_{names[3]}_g08_c01.avi 3", f"{names[0]}/v_a.avi 0"]
+    assert val.read_text().splitlines() == [f"{names[100]}/v_{names[100]}_g01_c01.avi 100"]
+
+
+def test_hmdb51_official_splits(tmp_path):
+    for name in class_names("hmdb51"):
+        folder = name.replace(" ", "_")
+        (tmp_path / f"{folder}_test_split2.txt").write_text(
+            f"{folder}_a.avi 1 \n{folder}_b.avi 2 \n{folder}_c.avi 0 \n"
+        )
+    train, val = convert.hmdb51(tmp_path, 2, tmp_path / "ann")
+    assert len(train.read_text().splitlines()) == 51 and len(val.read_text().splitlines()) == 51
+    assert train.read_text().splitlines()[0] == "brush_hair/brush_hair_a.avi 0"
+    (tmp_path / "brush_hair_test_split3.txt").write_text("x.avi 7\n")
+    with pytest.raises(ValueError, match=r"brush_hair_test_split3.txt:1: split id must be 0, 1 or 2"):
+        convert.hmdb51(tmp_path, 3, tmp_path / "ann3")
+    with pytest.raises(FileNotFoundError, match="cartwheel_test_split1.txt"):
+        convert.hmdb51(tmp_path, 1, tmp_path / "ann1")
+
+
+def test_kinetics_csv(tmp_path):
+    csv_path = tmp_path / "k.csv"
+    csv_path.write_text("label,youtube_id,time_start,time_end,split\nabseiling,abc,10,20,train\nzumba,xyz,0,10,train\n")
+    ann = convert.kinetics(csv_path, "kinetics400", tmp_path / "train.txt")
+    assert ann.read_text().splitlines() == ["abseiling/abc_000010_000020.mp4 0", "zumba/xyz_000000_000010.mp4 399"]
+    csv_path.write_text("label,youtube_id,time_start,time_end,split\nflying,abc,1,2,train\n")
+    with pytest.raises(ValueError, match=r"k.csv:2: label 'flying'"):
+        convert.kinetics(csv_path, "kinetics400", tmp_path / "bad.txt")
+
+
+def test_fewshot_lists_are_reproducible(tmp_path):
+    ann = tmp_path / "train.txt"
+    ann.write_text("".join(f"v{c}_{i}.mp4 {c}\n" for c in range(51) for i in range(20)))
+    first = fewshot.write_shot_lists(ann, "hmdb51", [2, 16], 0, tmp_path / "a")
+    second = fewshot.write_shot_lists(ann, "hmdb51", [2, 16], 0, tmp_path / "b")
+    for p, q in zip(first, second):
+        assert p.read_text() == q.read_text()
+    lines = first[1].read_text().splitlines()
+    assert len(lines) == 51 * 16 and all(sum(ln.endswith(f" {c}") for ln in lines) == 16 for c in range(51))
+    other = fewshot.write_shot_lists(ann, "hmdb51", [2], 1, tmp_path / "c")[0]
+    assert other.read_text() != first[0].read_text()
+    with pytest.raises(ValueError, match="fewer than 32 shots"):
+        fewshot.write_shot_lists(ann, "hmdb51", [32], 0, tmp_path / "d")
