@@ -28,7 +28,7 @@ def test_hmdb51_official_splits(tmp_path):
     (tmp_path / "brush_hair_test_split3.txt").write_text("x.avi 7\n")
     with pytest.raises(ValueError, match=r"brush_hair_test_split3.txt:1: split id must be 0, 1 or 2"):
         convert.hmdb51(tmp_path, 3, tmp_path / "ann3")
-    with pytest.raises(FileNotFoundError, match="cartwheel_test_split1.txt"):
+    with pytest.raises(FileNotFoundError, match="missing HMDB-51 split file .*brush_hair_test_split1.txt"):
         convert.hmdb51(tmp_path, 1, tmp_path / "ann1")
 
 
