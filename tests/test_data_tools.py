@@ -55,3 +55,24 @@ def test_fewshot_lists_are_reproducible(tmp_path):
     assert other.read_text() != first[0].read_text()
     with pytest.raises(ValueError, match="fewer than 32 shots"):
         fewshot.write_shot_lists(ann, "hmdb51", [32], 0, tmp_path / "d")
+
+
+def test_preprocess_and_loader_bench(tmp_path):
+    from pathlib import Path
+
+    from claver.data import loader_bench, preprocess, synthetic
+    from claver.data.video import decode
+    from claver.train_config import load_config
+
+    data = synthetic.generate(tmp_path / "motion", per_class=1, frames=8, size=48, seed=0)
+    ann = tmp_path / "train.txt"
+    ann.write_text((data / "val.txt").read_text() + "videos/missing.avi 0\n")
+    new_ann, problems = preprocess.preprocess(ann, data, tmp_path / "small", short_side=32, workers=2)
+    assert len(problems) == 1 and "missing" in problems[0]
+    rel = new_ann.read_text().split()[0]
+    assert decode(tmp_path / "small" / rel).shape[1:3] == (32, 32)
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo" / "motion.yaml"
+    opts = ["data.root", str(tmp_path / "small"), "data.train", str(new_ann), "data.labels", str(data / "labels.csv"),
+            "data.batch_size", "4"]  # fmt: skip
+    r = loader_bench.measure(load_config(config, opts), batches=2)
+    assert r["clips"] == 8 and r["clips_per_second"] > 0

@@ -1,0 +1,77 @@
+"""Re-encode a dataset's videos to a smaller short side, so decoding does not starve the GPU.
+
+    python -m claver.data.preprocess --annotations train.txt --root /data/k400 --out /data/k400_256 \
+        [--short-side 256] [--workers 8]
+
+Writes every video of the annotation file under ``out`` at the same relative path (as .mp4),
+and ``out/<annotation file name>`` pointing at them. Broken videos are reported and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from .synthetic import write_mp4
+from .video import DecodeError, decode
+
+
+def reencode(src: Path, dst: Path, short_side: int, fps: int = 25) -> None:
+    frames = torch.from_numpy(decode(src)).permute(0, 3, 1, 2)
+    if min(frames.shape[-2:]) > short_side:
+        frames = TF.resize(frames, short_side, antialias=True)
+    h, w = frames.shape[-2:]
+    frames = frames[..., : h - h % 2, : w - w % 2]  # yuv420p needs even sizes
+    write_mp4(dst, np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy()), fps=fps)
+
+
+def _job(args):
+    src, dst, short_side = args
+    try:
+        reencode(src, dst, short_side)
+        return None
+    except DecodeError as e:
+        return str(e)
+
+
+def preprocess(annotations, root, out, short_side: int = 256, workers: int = 4) -> tuple[Path, list[str]]:
+    """Returns the new annotation file and the problems met."""
+    root, out = Path(root), Path(out)
+    kept, jobs = [], []
+    for line in Path(annotations).read_text().split("\n"):
+        if not line.strip():
+            continue
+        rel, label = line.rsplit(maxsplit=1)
+        new_rel = str(Path(rel).with_suffix(".mp4"))
+        jobs.append((root / rel, out / new_rel, short_side))
+        kept.append(f"{new_rel} {label}")
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(_job, jobs))
+    problems = [r for r in results if r is not None]
+    lines = [ln for ln, r in zip(kept, results) if r is None]
+    new_ann = out / Path(annotations).name
+    new_ann.write_text("\n".join(lines) + "\n")
+    return new_ann, problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--annotations", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--short-side", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=4)
+    args = ap.parse_args(argv)
+    ann, problems = preprocess(args.annotations, args.root, args.out, args.short_side, args.workers)
+    for p in problems:
+        print(f"skipped: {p}")
+    print(f"wrote {ann} ({len(problems)} videos skipped)")
+
+
+if __name__ == "__main__":
+    main()
