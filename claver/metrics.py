@@ -26,3 +26,16 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dic
         "top5": correct5.float().mean().item(),
         "mean_class": torch.stack(per_class).mean().item(),
     }
+
+
+def summarize_splits(results: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation of each metric over the official splits (HMDB-51 and UCF-101
+    report the average of their three splits with its spread)."""
+    if not results:
+        raise ValueError("no split results to summarize")
+    keys = [k for k in results[0] if all(k in r for r in results)]
+    out = {}
+    for k in keys:
+        v = torch.tensor([float(r[k]) for r in results], dtype=torch.float64)
+        out[k] = (v.mean().item(), v.std(unbiased=False).item() if len(results) > 1 else 0.0)
+    return out
