@@ -1,7 +1,9 @@
 """Published class lists of the benchmarks, shipped with the package.
 
 ``class_names("hmdb51")`` -> the 51 names in id order. Names: kinetics400, kinetics600, ucf101,
-hmdb51, ssv2. A path to any "id,name" CSV works too.
+hmdb51, ssv2, and the zero-shot lists computed by :mod:`claver.labels.zeroshot`:
+kinetics600_novel (the 220 Kinetics-600 classes not in Kinetics-400) and
+kinetics600_novel_split1..3 (160 test classes each). A path to any "id,name" CSV works too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,17 @@ import csv
 from pathlib import Path
 
 DATA = Path(__file__).parent
-DATASETS = ("kinetics400", "kinetics600", "ucf101", "hmdb51", "ssv2")
+DATASETS = (
+    "kinetics400",
+    "kinetics600",
+    "ucf101",
+    "hmdb51",
+    "ssv2",
+    "kinetics600_novel",
+    "kinetics600_novel_split1",
+    "kinetics600_novel_split2",
+    "kinetics600_novel_split3",
+)
 
 
 def class_names(name_or_path: str | Path) -> list[str]:
