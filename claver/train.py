@@ -13,6 +13,7 @@ newest one exactly where it stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
@@ -150,71 +151,114 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
     metrics = {}
     log.info(f"{len(names)} classes, {tokens.shape[0]} prompt sets, {batches} batches per epoch on each rank, "
              f"accumulating {accumulate} batches per optimizer step")  # fmt: skip
-    for epoch in range(epoch0, cfg.optim.epochs):
-        sampler.set_epoch(epoch, start * cfg.data.batch_size)  # start: batches already done
-        train_loader.dataset.set_epoch(epoch)
-        model.train()
-        skipped, losses, step_losses = 0, [], []
-        bar = tqdm(train_loader, desc=f"epoch {epoch}", disable=not dist_.main, initial=start,
-                   total=batches, dynamic_ncols=True)  # fmt: skip
-        for i, (clips, labels, bad) in enumerate(bar, start=start):
-            skipped += len(bad)
-            for s in bad:
-                log.warning(f"skipped {s.path}: {s.reason}")
-            if clips is not None:
-                rng = np.random.default_rng([cfg.run.seed, epoch, i, dist_.rank])
-                clips, labels = clips.to(dist_.device), labels.to(dist_.device)
-                if cfg.optim.mixup > 0 or cfg.optim.cutmix > 0:
-                    clips, target = mix_batch(clips, labels, len(names), cfg.optim.mixup, cfg.optim.cutmix,
-                                              cfg.optim.smoothing, rng=rng)  # fmt: skip
-                else:
-                    target = labels
-                g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-                k = min(cfg.optim.prompt_sets, tokens.shape[0])
-                with torch.autocast(dist_.device.type, dtype=amp, enabled=amp is not None):
-                    logits = model(clips, sample_prompt_sets(tokens, k, g))
-                loss = prompt_set_loss(logits.float(), target)
-                scaler.scale(loss / accumulate).backward()
-                losses.append(loss.item())
-                step_losses.append(loss.item())
-            if (i + 1) % accumulate == 0 or i + 1 == batches:
-                if cfg.optim.clip_grad:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(core.parameters(), cfg.optim.clip_grad)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-                global_step += 1
-                if dist_.main:
-                    _append_csv(out / "steps.csv", {"step": global_step, "loss": float(np.mean(step_losses))})
-                step_losses = []
-                stop = cfg.run.stop_after_steps and global_step >= cfg.run.stop_after_steps
-                if dist_.main and (stop or cfg.run.save_every_steps and global_step % cfg.run.save_every_steps == 0):
-                    save_training_state(out / CHECKPOINT, core, opt, sched, scaler, epoch, i + 1, global_step)
-                if stop:
-                    log.info(f"stopping after optimizer step {global_step} (run.stop_after_steps)")
-                    return metrics
-            if losses:
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        start = 0
-        metrics = {"epoch": epoch, "step": global_step, "loss": float(np.mean(losses)) if losses else float("nan"),
-                   "lr": sched.get_last_lr()[0], "skipped": skipped}  # fmt: skip
-        if val_loader is not None and ((epoch + 1) % cfg.run.eval_every_epochs == 0 or epoch + 1 == cfg.optim.epochs):
-            ev = evaluate(core, val_loader, tokens, len(names), dist_, amp)
-            metrics.update({f"val_{k}": v for k, v in ev.items()})
-        if dist_.main:
-            log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-            if skipped:
-                log.info(f"epoch {epoch}: skipped {skipped} broken videos")
-            _append_csv(metrics_path, metrics)
-            save_training_state(out / CHECKPOINT, core, opt, sched, scaler, epoch + 1, 0, global_step)
+    tb = _tensorboard(out) if dist_.main else None
+    try:
+        for epoch in range(epoch0, cfg.optim.epochs):
+            sampler.set_epoch(epoch, start * cfg.data.batch_size)  # start: batches already done
+            train_loader.dataset.set_epoch(epoch)
+            model.train()
+            skipped, losses, step_losses = 0, [], []
+            bar = tqdm(train_loader, desc=f"epoch {epoch}", disable=not dist_.main, initial=start,
+                       total=batches, dynamic_ncols=True)  # fmt: skip
+            for i, (clips, labels, bad) in enumerate(bar, start=start):
+                skipped += len(bad)
+                for s in bad:
+                    log.warning(f"skipped {s.path}: {s.reason}")
+                sync = (i + 1) % accumulate == 0 or i + 1 == batches
+                weight = 1.0
+                if clips is None and sync and dist_.world > 1:
+                    # every rank must join the gradient all-reduce: a zero-weight pass over a blank clip
+                    d = cfg.data
+                    clips = torch.zeros(1, d.frames, 3, d.input_size, d.input_size)
+                    labels, weight = torch.zeros(1, dtype=torch.long), 0.0
+                if clips is not None:
+                    rng = np.random.default_rng([cfg.run.seed, epoch, i, dist_.rank])
+                    clips, labels = clips.to(dist_.device), labels.to(dist_.device)
+                    if weight and (cfg.optim.mixup > 0 or cfg.optim.cutmix > 0):
+                        clips, target = mix_batch(clips, labels, len(names), cfg.optim.mixup, cfg.optim.cutmix,
+                                                  cfg.optim.smoothing, rng=rng)  # fmt: skip
+                    else:
+                        target = labels
+                    g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                    k = min(cfg.optim.prompt_sets, tokens.shape[0])
+                    # DDP: all-reduce the gradients once per optimizer step, on its last micro-batch
+                    local = model.no_sync() if dist_.world > 1 and not sync else contextlib.nullcontext()
+                    with local:
+                        with torch.autocast(dist_.device.type, dtype=amp, enabled=amp is not None):
+                            logits = model(clips, sample_prompt_sets(tokens, k, g))
+                        loss = prompt_set_loss(logits.float(), target)
+                        scaler.scale(loss * weight / accumulate).backward()
+                    if weight:
+                        losses.append(loss.item())
+                        step_losses.append(loss.item())
+                if sync:
+                    if cfg.optim.clip_grad:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(core.parameters(), cfg.optim.clip_grad)
+                    scaler.step(opt)
+                    scaler.update()
+                    opt.zero_grad(set_to_none=True)
+                    lr = sched.get_last_lr()[0]
+                    sched.step()
+                    global_step += 1
+                    if dist_.main:
+                        step_loss = float(np.mean(step_losses)) if step_losses else float("nan")
+                        _append_csv(out / "steps.csv", {"step": global_step, "loss": step_loss})
+                        _scalars(tb, global_step, {"train/loss": step_loss, "train/lr": lr})
+                    step_losses = []
+                    stop = cfg.run.stop_after_steps and global_step >= cfg.run.stop_after_steps
+                    every = cfg.run.save_every_steps and global_step % cfg.run.save_every_steps == 0
+                    if dist_.main and (stop or every):
+                        save_training_state(out / CHECKPOINT, core, opt, sched, scaler, epoch, i + 1, global_step)
+                    if stop:
+                        log.info(f"stopping after optimizer step {global_step} (run.stop_after_steps)")
+                        return metrics
+                if losses:
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            start = 0
+            if dist_.world > 1:  # the summary counts every rank's broken videos
+                total = torch.tensor([skipped], device=dist_.device)
+                dist.all_reduce(total)
+                skipped = int(total.item())
+            metrics = {"epoch": epoch, "step": global_step, "loss": float(np.mean(losses)) if losses else float("nan"),
+                       "lr": sched.get_last_lr()[0], "skipped": skipped}  # fmt: skip
+            if val_loader is not None and (
+                (epoch + 1) % cfg.run.eval_every_epochs == 0 or epoch + 1 == cfg.optim.epochs
+            ):
+                ev = evaluate(core, val_loader, tokens, len(names), dist_, amp)
+                metrics.update({f"val_{k}": v for k, v in ev.items()})
+            if dist_.main:
+                log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+                if skipped:
+                    log.info(f"epoch {epoch}: skipped {skipped} broken videos")
+                _append_csv(metrics_path, metrics)
+                _scalars(tb, global_step, {f"epoch/{k}": v for k, v in metrics.items() if k not in ("epoch", "step")})
+                save_training_state(out / CHECKPOINT, core, opt, sched, scaler, epoch + 1, 0, global_step)
+    finally:
+        if tb is not None:
+            tb.close()
     if dist_.main:
         save_checkpoint(core, out / "model")
         _plot(metrics_path, out / "curves.png")
     if dist_.world > 1:
         dist.barrier()
     return metrics
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer under ``out/tensorboard`` when the tensorboard package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _scalars(writer, step: int, values: dict) -> None:
+    if writer is not None:
+        for tag, v in values.items():
+            if isinstance(v, (int, float)):
+                writer.add_scalar(tag, v, step)
 
 
 def _append_csv(path: Path, row: dict) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from claver import train
 from claver.data import synthetic
+from claver.engine import EpochSampler
 from claver.train_config import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "motion.yaml"
@@ -63,8 +64,17 @@ def test_broken_videos_are_skipped_and_counted(motion, tmp_path):
 
 
 def test_torchrun_two_cpu_processes(motion, tmp_path):
+    # one clip per micro-batch, two micro-batches per optimizer step: the first runs under no_sync;
+    # a missing video on each rank falls on a step's last micro-batch, which must still all-reduce
+    ann = tmp_path / "train.txt"
+    ann.write_text((motion / "train.txt").read_text() + "videos/missing_a.mp4 0\nvideos/missing_b.mp4 1\n")
+    n = len(ann.read_text().splitlines())
+    for rank in (0, 1):
+        order = EpochSampler(n, rank, 2, shuffle=True, seed=0)._indices()
+        assert [i for i, j in enumerate(order) if j >= n - 2] == [3 if rank == 0 else 5]
     run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    args = opts(motion, tmp_path / "ddp", "optim.epochs", "1")
+    args = opts(motion, tmp_path / "ddp", "optim.epochs", "1", "data.train", str(ann), "data.batch_size", "1",
+                "optim.effective_batch", "4")  # fmt: skip
     cmd = [*run, "-m", "claver.train", "--config", str(CONFIG), "--opts", *args]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -73,6 +83,21 @@ def test_torchrun_two_cpu_processes(motion, tmp_path):
 
     model = claver.load_checkpoint(tmp_path / "ddp" / "model")
     assert model.frames == 8
+    with open(tmp_path / "ddp" / "metrics.csv") as f:
+        assert [r["skipped"] for r in csv.DictReader(f)] == ["2"]  # both ranks' broken videos
+    assert "skipped 2 broken videos" in (tmp_path / "ddp" / "log.txt").read_text()
+
+
+def test_tensorboard_scalars_when_installed(motion, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train.train(load_config(CONFIG, opts(motion, tmp_path / "run", "optim.epochs", "1")))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "epoch/loss", "epoch/val_top1"} <= tags
+    assert len(events.Scalars("train/loss")) == 2  # 3 batches of 4 clips, 2 batches per optimizer step
 
 
 def test_evaluate_cli_matches_training_evaluation(motion, tmp_path, capsys):
