@@ -93,11 +93,17 @@ def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils
 
 
 def prompt_tokens(cfg: TrainConfig) -> torch.Tensor:
-    """The ``(A, C, 77)`` prompt sets of the label list: templates plus interpretive descriptions."""
+    """The ``(A, C, 77)`` prompt sets of the label list: templates plus interpretive descriptions.
+
+    The prompt file may describe more classes than the label list (a zero-shot split of a
+    benchmark uses the benchmark's file); it must describe at least one of them."""
     names = class_names(cfg.data.labels)
     descriptions = prompt_files.load(cfg.data.prompts).by_name() if cfg.data.prompts else None
     if descriptions:
-        descriptions = {k: v for k, v in descriptions.items() if v}
+        wanted = set(names)
+        descriptions = {k: v for k, v in descriptions.items() if v and k in wanted}
+        if not descriptions:
+            raise ValueError(f"prompt file {cfg.data.prompts!r} describes none of the classes of {cfg.data.labels!r}")
     return tokenize_prompt_sets(build_prompt_sets(names, descriptions), open_clip.get_tokenizer(cfg.model.arch))
 
 

@@ -70,11 +70,20 @@ class RunConfig:
 
 
 @dataclass
+class EvalConfig:
+    # Evaluation over several splits (python -m claver.evaluate): "{split}" in data.root, data.val,
+    # data.labels and data.prompts is replaced by each entry in turn, and the results are reported
+    # per split and as mean and standard deviation (claver.metrics.summarize_splits).
+    splits: list[int | str] = field(default_factory=list)
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _build(cls, data: dict, where: str):
@@ -130,3 +139,14 @@ def _read_yaml(path: Path) -> dict:
 
 def to_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
+
+
+SPLIT_FIELDS = ("root", "val", "labels", "prompts")
+
+
+def for_split(cfg: TrainConfig, split: int | str) -> TrainConfig:
+    """The config of one evaluation split: ``{split}`` in the data paths replaced by ``split``."""
+    if not any("{split}" in str(getattr(cfg.data, f) or "") for f in SPLIT_FIELDS):
+        raise ValueError(f"eval.splits is set but none of data.{', data.'.join(SPLIT_FIELDS)} contains '{{split}}'")
+    sub = {f: getattr(cfg.data, f).replace("{split}", str(split)) for f in SPLIT_FIELDS if getattr(cfg.data, f)}
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **sub))

@@ -1,8 +1,16 @@
 """Evaluation protocols as code: zero-shot class lists, few-shot and zero-shot configs, split summaries."""
 
+import json
+from pathlib import Path
+
 import pytest
 
+import claver
+from claver import evaluate
+from claver.data import synthetic
+from claver.data.fewshot import write_shot_lists
 from claver.labels import class_names, zeroshot
+from claver.train_config import for_split, load_config
 
 
 def test_kinetics600_novel_classes_are_the_220_of_the_zero_shot_benchmark():
@@ -47,3 +55,56 @@ def test_zero_shot_annotations_are_renumbered(tmp_path):
     ann.write_text("a.mp4 600\n")
     with pytest.raises(ValueError, match="val.txt:1"):
         zeroshot.write_annotations(ann, tmp_path / "zs")
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEMO = CONFIGS / "demo" / "motion.yaml"
+
+
+@pytest.mark.parametrize("dataset", ["hmdb51", "ucf101"])
+def test_few_shot_configs_train_on_the_lists_the_documented_command_writes(dataset, tmp_path):
+    n = len(class_names(dataset))
+    ann = tmp_path / "train.txt"
+    ann.write_text("".join(f"v{c}_{i}.mp4 {c}\n" for c in range(n) for i in range(16)))
+    written = write_shot_lists(ann, dataset, [2, 4, 8, 16], 0, tmp_path / "split1")  # the seed of the configs
+    for k, path in zip((2, 4, 8, 16), written):
+        cfg = load_config(CONFIGS / "fewshot" / f"{dataset}_{k}shot.yaml")
+        assert Path(cfg.data.train).name == path.name and Path(cfg.data.train).parent.name == "split1"
+        assert (cfg.data.frames, cfg.model.arch, cfg.optim.lr, cfg.data.labels) == (32, "ViT-B-16", 2e-6, dataset)
+        assert cfg.optim.effective_batch == 64 and cfg.optim.weight_decay == 0.001 and cfg.optim.warmup_epochs == 5
+        assert len(path.read_text().split("\n")) - 1 == k * n
+
+
+@pytest.mark.parametrize("name, classes", [("hmdb51", 51), ("ucf101", 101), ("k600", 160)])
+def test_zero_shot_configs_expand_to_three_splits(name, classes):
+    cfg = load_config(CONFIGS / "zeroshot" / f"{name}.yaml")
+    train = load_config(CONFIGS / "zeroshot" / "k400_b16_32f.yaml")
+    assert (cfg.model, cfg.data.frames) == (train.model, train.data.frames) == (train.model, 32)
+    assert train.data.labels == "kinetics400" and cfg.eval.splits == [1, 2, 3]
+    vals = set()
+    for s in cfg.eval.splits:
+        split = for_split(cfg, s)
+        assert f"{s}" in split.data.val and len(class_names(split.data.labels)) == classes
+        vals.add(split.data.val)
+    assert len(vals) == 3
+
+
+def test_evaluate_over_splits_reports_mean_and_spread(tmp_path, capsys):
+    motion = synthetic.generate(tmp_path / "motion", per_class=1, frames=8, size=32, seed=5)
+    lines = (motion / "val.txt").read_text().splitlines()
+    (motion / "val_a.txt").write_text("\n".join(lines) + "\n")
+    (motion / "val_b.txt").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    ckpt = claver.save_checkpoint(claver.create_model("claver-tiny", None, frames=8), tmp_path / "model")
+    opts = [
+        "data.root", str(motion), "data.val", str(motion / "val_{split}.txt"), "data.labels",
+        str(motion / "labels.csv"), "data.prompts", str(motion / "prompts.json"), "eval.splits", "[a, b]",
+    ]  # fmt: skip
+    result = evaluate.run(load_config(DEMO, opts), ckpt)
+    a, b = result["splits"]["a"], result["splits"]["b"]
+    assert (a["videos"], b["videos"]) == (len(lines), len(lines) // 2)
+    assert result["mean"]["top1"] == pytest.approx((a["top1"] + b["top1"]) / 2)
+    assert result["std"]["top1"] == pytest.approx(abs(a["top1"] - b["top1"]) / 2)
+    evaluate.main(["--config", str(DEMO), "--checkpoint", str(ckpt), "--opts", *opts])
+    assert set(json.loads(capsys.readouterr().out)) == {"splits", "mean", "std"}
+    with pytest.raises(ValueError, match="contains '{split}'"):
+        evaluate.run(load_config(DEMO, [*opts, "data.val", str(motion / "val_a.txt")]), ckpt)
