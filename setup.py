@@ -50,7 +50,8 @@ def sources(with_cuda: bool) -> list[str]:
     if platform.machine().lower() in ("x86_64", "amd64"):
         srcs += ["csrc/cpu/kernel_avx2.cpp", "csrc/cpu/kernel_avx512.cpp"]
     if with_cuda:
-        srcs += sorted(glob.glob("csrc/cuda/**/*.cu", recursive=True))
+        # Host-side op wrappers (.cpp, host compiler) and one .cu per (direction, head dim).
+        srcs += sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/**/*.cu", recursive=True))
     return srcs
 
 
@@ -64,6 +65,8 @@ def extension():
     has_cu = any(s.endswith(".cu") for s in srcs)
     if with_cuda and has_cu:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        # -Xptxas=-v prints registers, shared memory and spills per kernel (docs/cuda_kernel.md);
+        # torch adds -std=c++20 itself.
         nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo", "--use_fast_math", "-Xptxas=-v"]
         define_macros.append(("KRON_ATTN_WITH_CUDA", None))
         return cpp_extension.CUDAExtension(

@@ -32,13 +32,15 @@ else
 fi
 
 # The kron_attn suites only: the image has no open_clip for the claver tests.
-timeout 300 python -m pytest -q -p no:cacheprovider tests/test_triton.py tests/test_attention.py \
+timeout 300 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton.py tests/test_attention.py \
     tests/test_errors.py tests/test_module.py > "$out/tests.log" 2>&1
 say "tests: $(tail -n 1 "$out/tests.log")"
 
-if ls csrc/cuda/*.cu > /dev/null 2>&1 && command -v compute-sanitizer > /dev/null; then
-  for tool in memcheck racecheck; do
-    ( timeout 120 compute-sanitizer --tool "$tool" python -c "
+# The small shape covers a partial last tile (N = 111), the self term (kmct) and every kernel
+# (forward, delta, dK/dV, dQ); synccheck checks the barriers. About 1.5 min each at most.
+if ls csrc/cuda/inst/*.cu > /dev/null 2>&1 && command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck synccheck; do
+    ( timeout 100 compute-sanitizer --tool "$tool" python -c "
 import torch, kron_attn
 q, k, v = (torch.randn(1, 2, 3 * 37, 64, device='cuda', dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
 kron_attn.attention(q, k, v, frames=3, layout='kmct', backend='cuda').sum().backward()

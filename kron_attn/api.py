@@ -10,6 +10,12 @@ from .layouts import LayoutLike, resolve
 
 BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
 
+# What the compiled CUDA kernel covers (csrc/cuda/launch.h, params.h). float32 runs there in
+# bfloat16, so ``backend="auto"`` prefers Triton's true float32 for it when Triton is present.
+CUDA_HEAD_DIMS = (32, 64, 96, 128)
+CUDA_MAX_FRAMES = 128
+CUDA_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
 
 def available_backends() -> list[str]:
     """Backends this build can run: ``"cpu"`` and ``"reference"`` always, ``"cuda"`` when the CUDA
@@ -78,7 +84,7 @@ def attention(
     if scale is None:
         scale = q.shape[3] ** -0.5
 
-    backend = _choose(backend, q.device)
+    backend = _choose(backend, q.device, q.dtype, q.shape[3], frames)
     if backend == "reference":
         return reference.attention(q, k, v, frames, lay, scale)
     if backend == "triton":
@@ -86,15 +92,23 @@ def attention(
     return ops.attention_fwd(q, k, v, lay, float(scale))[0]
 
 
-def _choose(backend: str, device: torch.device) -> str:
+def cuda_kernel_covers(dtype: torch.dtype, head_dim: int, frames: int) -> bool:
+    """Whether the compiled CUDA kernel handles this dtype, head dim and frame count."""
+    return _C.has_cuda() and dtype in CUDA_DTYPES and head_dim in CUDA_HEAD_DIMS and frames <= CUDA_MAX_FRAMES
+
+
+def _choose(backend: str, device: torch.device, dtype: torch.dtype, head_dim: int, frames: int) -> str:
     if backend == "triton" and not triton_backend.available(device):
         raise RuntimeError(triton_backend.unavailable_reason(device))
     if backend == "auto":
         if device.type == "cpu":
             return "cpu"
-        if device.type == "cuda" and _C.has_cuda():
+        triton_ok = triton_backend.available(device) and dtype in triton_backend.DTYPES
+        # The CUDA kernel computes float32 in bfloat16; Triton keeps float32 exact.
+        exact_elsewhere = dtype == torch.float32 and triton_ok
+        if device.type == "cuda" and cuda_kernel_covers(dtype, head_dim, frames) and not exact_elsewhere:
             return "cuda"
-        if triton_backend.available(device):
+        if triton_ok:
             return "triton"
         return "reference"
     if backend == "cpu" and device.type != "cpu":

@@ -354,13 +354,22 @@ void launch_with_smem(Kernel kernel, int64_t blocks, int threads, size_t smem, c
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// dK, dV then dQ on one stream; delta must already be computed.
+// delta, dK and dV, then dQ, in order on one stream.
 template <int D, class T>
 void run_bwd(const BwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   using KV = BwdKVTraits<D>;
   using Q = BwdQTraits<D>;
   const size_t lay = layout_smem_bytes(p.frames);
   const int64_t n = p.tokens_total;
+
+  const int64_t rows = batch_heads * n;
+  constexpr int kRowsPerBlock = 8;  // one warp per row
+  const int64_t delta_blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  TORCH_CHECK(delta_blocks <= INT32_MAX, "kron_attn.attention_bwd: too many rows: ", rows);
+  delta_kernel<T><<<static_cast<unsigned>(delta_blocks), 32 * kRowsPerBlock, 0, stream>>>(
+      static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.delta, p.heads, p.tokens_total, D,
+      rows);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   launch_with_smem(bwd_kv_kernel<KV, T>, (n + KV::kBlockN - 1) / KV::kBlockN * batch_heads, KV::kThreads,
                    KV::kSmemElems * sizeof(T) + KV::kSmemFloats * sizeof(float) + lay, p, stream, "dK/dV");
   launch_with_smem(bwd_q_kernel<Q, T>, (n + Q::kBlockM - 1) / Q::kBlockM * batch_heads, Q::kThreads,

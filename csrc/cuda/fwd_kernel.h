@@ -23,8 +23,11 @@
 
 namespace kron_attn::cuda {
 
+// Min blocks 1: left to its own occupancy heuristic ptxas capped the forward at 128 (D <= 64)
+// or 168 (D >= 96) registers and spilled; with the cap lifted it needs 152 / 196 and spills
+// nothing (8 warps per SM, the occupancy FlashAttention-2 runs at).
 template <class Traits, class T>
-__global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_constant__ FwdParams p) {
+__global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_constant__ FwdParams p) {
   constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, S = Traits::kStages;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];

@@ -16,7 +16,7 @@ constexpr int kHeadDims[] = {32, 64, 96, 128};
 template <int D, class T>
 void run_fwd(const FwdParams& p, int64_t batch_heads, cudaStream_t stream);
 
-// dq, dk, dv; p.delta must already hold rowsum(dO * O).
+// delta = rowsum(dO * O) into p.delta, then dk, dv, then dq.
 template <int D, class T>
 void run_bwd(const BwdParams& p, int64_t batch_heads, cudaStream_t stream);
 

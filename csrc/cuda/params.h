@@ -39,8 +39,9 @@ struct BwdParams {
   const void* k;
   const void* v;
   const void* dout;
+  const void* out;     // (B, H, N, D) contiguous forward output
   const float* lse;    // (B, H, N) contiguous
-  const float* delta;  // (B, H, N) contiguous: rowsum(dO * O)
+  float* delta;        // (B, H, N) contiguous workspace: rowsum(dO * O), written first
   void* dq;            // (B, H, N, D) contiguous outputs
   void* dk;
   void* dv;

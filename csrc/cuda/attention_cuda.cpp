@@ -1,6 +1,7 @@
 // CUDA implementation of the kron_attn ops: input checks, dtype handling, parameter packing and
-// the dispatch to the compiled (head dim, dtype) kernels. Kernel bodies: fwd_kernel.h,
-// bwd_kernel.h.
+// the dispatch to the compiled (head dim, dtype) kernels (inst/*.cu; bodies in fwd_kernel.h,
+// bwd_kernel.h). Host code only, compiled by the host compiler: through nvcc the ATen headers
+// alone took minutes of CI time.
 //
 // Supported here: bfloat16 and float16 on the tensor cores; float32 is converted to bfloat16
 // for the kernel and the results converted back (a float32 caller gets bfloat16 accuracy, about
@@ -9,14 +10,16 @@
 // at most kMaxFrames frames (the layout travels in the kernel parameters). kron_attn.attention
 // routes other cases to Triton.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>  // not ATen/cuda/CUDAContext.h: that needs the cuBLAS/cuSPARSE headers
 #include <torch/library.h>
 
 #include <cstring>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "../checks.h"
-#include "bwd_kernel.h"
 #include "launch.h"
 #include "params.h"
 
@@ -116,7 +119,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(const at::Tensor& q, const
   p.tokens = static_cast<int>(s.tokens);
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.layout = pack_layout(layout);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   dispatch(s.D, dt, [&](auto dim, auto elem) { run_fwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
   return {out.to(q.scalar_type()), lse};
 }
@@ -143,31 +146,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cuda(const at::Tens
   const at::Tensor oc = out.to(dt, false, false, at::MemoryFormat::Contiguous).contiguous();
   const at::Tensor lsec = lse.contiguous();
   at::Tensor delta = at::empty({s.B, s.H, s.N}, q.options().dtype(at::kFloat));
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-
-  const int64_t rows = s.B * s.H * s.N;
-  constexpr int kRowsPerBlock = 8;  // one warp per row
-  const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  TORCH_CHECK(blocks <= INT32_MAX, op, ": too many rows: ", rows);
-  if (dt == at::kBFloat16) {
-    delta_kernel<__nv_bfloat16><<<static_cast<unsigned>(blocks), 32 * kRowsPerBlock, 0, stream>>>(
-        static_cast<const __nv_bfloat16*>(dc.data_ptr()), strides_of(dc),
-        static_cast<const __nv_bfloat16*>(oc.data_ptr()), delta.data_ptr<float>(), static_cast<int>(s.H),
-        static_cast<int>(s.N), static_cast<int>(s.D), rows);
-  } else {
-    delta_kernel<__half><<<static_cast<unsigned>(blocks), 32 * kRowsPerBlock, 0, stream>>>(
-        static_cast<const __half*>(dc.data_ptr()), strides_of(dc), static_cast<const __half*>(oc.data_ptr()),
-        delta.data_ptr<float>(), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D), rows);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   BwdParams p;
   p.q = qc.data_ptr();
   p.k = kc.data_ptr();
   p.v = vc.data_ptr();
   p.dout = dc.data_ptr();
+  p.out = oc.data_ptr();
   p.lse = lsec.data_ptr<float>();
-  p.delta = delta.data_ptr<float>();
+  p.delta = delta.data_ptr<float>();  // filled by run_bwd's first kernel
   p.dq = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();
