@@ -262,3 +262,70 @@ def test_opcheck():
     out, lse = ops.attention_fwd(q, k, v, lay, 0.125)
     args = (torch.randn_like(out), q, k, v, out, lse, lay, 0.125)
     torch.library.opcheck(torch.ops.kron_attn.attention_bwd.default, args)
+
+
+# ---- everywhere: the fragment addressing of csrc/cuda/device_utils.h, emulated ------------
+
+
+def _ldmatrix_x4(smem, row_col_of_lane, trans=False):
+    """ldmatrix.x4: lanes 8i..8i+7 address the rows of matrix i; register i of lane l receives
+    (row l // 4, cols 2(l % 4), +1) of matrix i (of its transpose with .trans)."""
+    regs = torch.zeros(32, 4, 2, dtype=torch.float64)
+    for i in range(4):
+        mat = torch.stack([smem[r, c : c + 8] for r, c in (row_col_of_lane(8 * i + j) for j in range(8))])
+        mat = mat.T if trans else mat
+        for lane in range(32):
+            regs[lane, i] = mat[lane // 4, 2 * (lane % 4) : 2 * (lane % 4) + 2]
+    return regs
+
+
+def _mma_m16n8k16(acc, a, b0, b1):
+    """acc (32, 4) += A B with the PTX fragment tables of mma.m16n8k16 (f32 accumulators)."""
+    A, B = torch.zeros(16, 16, dtype=torch.float64), torch.zeros(16, 8, dtype=torch.float64)
+    for lane in range(32):
+        g, t = lane // 4, 2 * (lane % 4)
+        A[g, t : t + 2], A[g + 8, t : t + 2], A[g, t + 8 : t + 10], A[g + 8, t + 8 : t + 10] = a[lane]
+        B[t : t + 2, g], B[t + 8 : t + 10, g] = b0[lane], b1[lane]
+    C = A @ B
+    for lane in range(32):
+        g, t = lane // 4, 2 * (lane % 4)
+        acc[lane] += torch.stack([C[g, t], C[g, t + 1], C[g + 8, t], C[g + 8, t + 1]])
+
+
+def _dense(acc):
+    out = torch.zeros(16, acc.shape[1] * 8, dtype=torch.float64)
+    for lane in range(32):
+        g, t = lane // 4, 2 * (lane % 4)
+        for j in range(acc.shape[1]):
+            out[g, 8 * j + t : 8 * j + t + 2] = acc[lane, j, 0:2]
+            out[g + 8, 8 * j + t : 8 * j + t + 2] = acc[lane, j, 2:4]
+    return out
+
+
+def test_fragment_addressing_emulation():
+    """The per-lane ldmatrix addresses and register order of warp_gemm_abt and warp_gemm_rega_b
+    (device_utils.h), mirrored here, give A Bᵀ and (A Bᵀ) C under an emulation of ldmatrix and
+    mma.m16n8k16 written from the PTX fragment tables."""
+    g = torch.Generator().manual_seed(0)
+    n, k = 32, 32
+    a, b, c = (torch.randn(r, k, generator=g, dtype=torch.float64) for r in (16, n, n))
+    s = torch.zeros(32, n // 8, 4, dtype=torch.float64)
+    for kk in range(k // 16):
+        af = _ldmatrix_x4(a, lambda lane, kk=kk: (lane % 16, (lane // 16) * 8 + kk * 16))
+        for nn in range(n // 16):
+            bf = _ldmatrix_x4(
+                b, lambda lane, kk=kk, nn=nn: (lane % 8 + (lane // 16) * 8 + nn * 16, (lane // 8) % 2 * 8 + kk * 16)
+            )
+            _mma_m16n8k16(s[:, 2 * nn], af, bf[:, 0], bf[:, 1])
+            _mma_m16n8k16(s[:, 2 * nn + 1], af, bf[:, 2], bf[:, 3])
+    torch.testing.assert_close(_dense(s), a @ b.T)
+    o = torch.zeros(32, k // 8, 4, dtype=torch.float64)
+    for kk in range(n // 16):  # the C fragments of S repacked as A registers (P V)
+        af = torch.stack([s[:, 2 * kk, 0:2], s[:, 2 * kk, 2:4], s[:, 2 * kk + 1, 0:2], s[:, 2 * kk + 1, 2:4]], 1)
+        for nn in range(k // 16):
+            bf = _ldmatrix_x4(
+                c, lambda lane, kk=kk, nn=nn: (lane % 16 + kk * 16, (lane // 16) * 8 + nn * 16), trans=True
+            )
+            _mma_m16n8k16(o[:, 2 * nn], af, bf[:, 0], bf[:, 1])
+            _mma_m16n8k16(o[:, 2 * nn + 1], af, bf[:, 2], bf[:, 3])
+    torch.testing.assert_close(_dense(o), a @ b.T @ c)

@@ -54,13 +54,15 @@ struct BwdKVTraits {
 };
 
 // Backward over queries (dQ): a CTA keeps kBlockM queries (Q, dO) and streams kBlockN keys.
+// 32-key steps for large head dims keep shared memory under the 99 KiB per block of sm_86/89
+// (104 KiB with 64-key steps at D = 128).
 template <int kHeadDim_>
 struct BwdQTraits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kWarps = 4;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kBlockM = 16 * kWarps;
-  static constexpr int kBlockN = 64;
+  static constexpr int kBlockN = kHeadDim <= 64 ? 64 : 32;
   static constexpr int kStages = 2;
   static constexpr int kPitch = kHeadDim + 8;
   static constexpr int kSmemElems = (2 * kBlockM + 2 * kStages * kBlockN) * kPitch;
