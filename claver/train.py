@@ -54,13 +54,29 @@ def setup_logging(out: Path, main: bool) -> None:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms, embeddings and the logit scale (1-D or scalar)."""
-    decay, no_decay = [], []
+    """AdamW as released: betas (0.9, 0.98); no weight decay on biases, norms, embeddings and the
+    logit scale (1-D or scalar); the temporal transformer (new weights, unlike the CLIP towers)
+    at ``temporal_lr_scale`` times the learning rate, the text tower at ``text_lr_scale`` times."""
+    o = cfg.optim
+    groups: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 or "embedding" in name else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+        if not p.requires_grad:
+            continue
+        if ".temporal." in f".{name}":
+            scale = o.temporal_lr_scale
+        elif name.startswith("text."):
+            scale = o.text_lr_scale
+        else:
+            scale = 1.0
+        groups.setdefault((p.ndim <= 1 or "embedding" in name, scale), []).append(p)
+    return torch.optim.AdamW(
+        [
+            {"params": ps, "weight_decay": 0.0 if no_decay else o.weight_decay, "lr": o.lr * scale}
+            # the unscaled groups first: the logged lr (group 0's) is then optim.lr's schedule
+            for (no_decay, scale), ps in sorted(groups.items(), key=lambda kv: (kv[0][1] != 1.0, kv[0]))
+        ],
+        lr=o.lr, betas=(0.9, 0.98), eps=1e-8,
+    )  # fmt: skip
 
 
 def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
@@ -262,15 +278,24 @@ def _scalars(writer, step: int, values: dict) -> None:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    exists = path.is_file()
-    fields = list(row)
-    if exists:
-        with open(path) as f:
-            fields = next(csv.reader(f), fields)
-        fields += [k for k in row if k not in fields]
+    """Append ``row``; a key the header lacks (validation columns first appearing after some
+    epochs without evaluation) rewrites the file once with the widened header."""
+    fields: list[str] = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f), [])
+    new = [k for k in row if k not in fields]
+    if fields and new:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields + new)
+            w.writeheader()
+            w.writerows(rows + [row])
+        return
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if not exists:
+        w = csv.DictWriter(f, fieldnames=fields or list(row))
+        if not fields:
             w.writeheader()
         w.writerow(row)
 

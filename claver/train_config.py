@@ -49,6 +49,8 @@ class OptimConfig:
     epochs: int = 30
     warmup_epochs: int = 5
     lr: float = 12e-6
+    temporal_lr_scale: float = 10.0  # the temporal transformer's lr = lr x this (released: 10)
+    text_lr_scale: float = 1.0  # the text tower's lr = lr x this
     min_lr: float = 0.0
     weight_decay: float = 0.001
     effective_batch: int = 256  # reached by gradient accumulation over batch_size x world size

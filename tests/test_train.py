@@ -25,7 +25,8 @@ def opts(motion, out, *extra):
     return [
         "data.root", str(motion), "data.train", str(motion / "train.txt"), "data.val", str(motion / "val.txt"),
         "data.labels", str(motion / "labels.csv"), "data.prompts", str(motion / "prompts.json"),
-        "data.batch_size", "4", "optim.epochs", "2", "optim.effective_batch", "8", "run.out", str(out), *extra,
+        "data.batch_size", "4", "data.workers", "0", "optim.epochs", "2", "optim.effective_batch", "8",
+        "run.out", str(out), *extra,
     ]  # fmt: skip
 
 
@@ -145,3 +146,35 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     assert cfg.data.frames >= 1 and cfg.optim.lr > 0 and isinstance(cfg.optim.lr, float)
+
+
+def test_metrics_csv_widens_its_header_when_validation_columns_appear(tmp_path):
+    from claver.train import _append_csv
+
+    path = tmp_path / "metrics.csv"
+    _append_csv(path, {"epoch": 0, "loss": 2.0})  # no evaluation after this epoch
+    _append_csv(path, {"epoch": 1, "loss": 1.5, "val_top1": 0.25})
+    _append_csv(path, {"epoch": 2, "loss": 1.0})
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["val_top1"] for r in rows] == ["", "0.25", ""]
+    assert [r["loss"] for r in rows] == ["2.0", "1.5", "1.0"]
+
+
+def test_optimizer_scales_the_temporal_and_text_learning_rates():
+    from claver import create_model
+
+    model = create_model("claver-tiny", None, frames=2)
+    cfg = load_config(CONFIG, ["optim.lr", "1e-3", "optim.temporal_lr_scale", "10", "optim.text_lr_scale", "0.1"])
+    opt = train.build_optimizer(model, cfg)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    decay_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["video.temporal.temporal_embedding"])] == pytest.approx(1e-2)
+    assert lr_of[id(named["video.temporal.resblocks.0.attn.in_proj_weight"])] == pytest.approx(1e-2)
+    assert lr_of[id(named["text.token_embedding.weight"])] == pytest.approx(1e-4)
+    assert lr_of[id(named["video.visual.conv1.weight"])] == pytest.approx(1e-3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # the logged lr is optim.lr's
+    assert decay_of[id(named["video.visual.conv1.weight"])] == cfg.optim.weight_decay
+    assert decay_of[id(named["video.temporal.resblocks.0.ln_1.weight"])] == 0.0
+    assert len(lr_of) == sum(p.requires_grad for p in model.parameters())
