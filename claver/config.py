@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-TEMPORAL_INITS = ("paper", "identity")
+TEMPORAL_INITS = ("paper", "identity", "scratch")
 
 
 @dataclass
@@ -22,7 +22,10 @@ class ClaverConfig:
     temporal_init: ``"paper"`` (freshly initialised blocks and a truncated-normal temporal
         embedding, as released) or ``"identity"`` (zero output projections and a zero temporal
         embedding: the temporal transformer starts as the identity, so the pretrained image
-        features are unchanged at step 0).
+        features are unchanged at step 0), or ``"scratch"`` for a model trained from random
+        initialisation: as ``"paper"`` but with a unit-std temporal embedding, the scale of the
+        tokens it is added to. At 0.02 a random-init model sees almost no frame order at first
+        and learns the direction of a motion far more slowly (the built-in demo: see claver.demo).
     """
 
     arch: str

@@ -34,6 +34,7 @@ class CLAVER(nn.Module):
             config.layout,
             drop_path=config.drop_path,
             identity_init=config.temporal_init == "identity",
+            embedding_std=1.0 if config.temporal_init == "scratch" else 0.02,  # see ClaverConfig
         )
         self.config = config
         self.video = VideoEncoder(visual, temporal)

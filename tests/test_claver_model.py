@@ -66,6 +66,13 @@ def test_identity_init_keeps_image_features():
         torch.testing.assert_close(model.encode_video(x), per_frame, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("init, lo, hi", [("paper", 0.01, 0.03), ("scratch", 0.5, 1.5)])
+def test_temporal_embedding_scale(init, lo, hi):
+    torch.manual_seed(0)
+    std = tiny(temporal_init=init).video.temporal.temporal_embedding.std().item()
+    assert lo < std < hi
+
+
 def test_shapes_and_prompt_set_logits():
     model = tiny()
     x = torch.randn(2, 3, 3, 32, 32)
