@@ -1,4 +1,4 @@
-# make demo   set up .venv, build, run the example and the CPU benchmark table
+# make demo   set up .venv, build, run the example, then train and evaluate CLAVER on the built-in motion dataset
 # make test   set up .venv, build, run the Python and C++ test suites and the linter
 PYTHON ?= python3
 TORCH ?= torch==2.14.1
@@ -40,7 +40,7 @@ lint: $(VENV)/.deps
 
 demo: build
 	$(PY) examples/quickstart.py
-	$(PY) -m benchmarks.table --shapes b16-8f,b32-8f --rounds 3 --memory
+	$(PY) -m claver.demo --out runs/demo
 
 bench: build
 	$(PY) -m benchmarks.table --memory

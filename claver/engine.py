@@ -108,8 +108,9 @@ def prompt_tokens(cfg: TrainConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype=None) -> dict:
-    """Multi-view evaluation: class softmax averaged over all prompt sets, then over views."""
+def predict_probs(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype=None):
+    """Class probabilities of every video of ``loader`` (softmax averaged over all prompt sets,
+    then over views), gathered from all ranks: ``(probs (V, C), labels (V,), skipped)``."""
     model.eval()
     probs, labels, skipped = [], [], 0
     tokens = tokens.to(dist_.device)
@@ -127,6 +128,12 @@ def evaluate(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist,
     if dist_.world > 1:
         p, y = _gather(p, dist_), _gather(y, dist_)
         skipped = int(_gather(torch.tensor([skipped]), dist_).sum())
+    return p, y, skipped
+
+
+def evaluate(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype=None) -> dict:
+    """Multi-view evaluation: top-1, top-5, mean class accuracy, videos and skipped videos."""
+    p, y, skipped = predict_probs(model, loader, tokens, num_classes, dist_, amp_dtype)
     return {**accuracy(p, y, num_classes), "videos": int(y.shape[0]), "skipped": skipped}
 
 

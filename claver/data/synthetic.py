@@ -25,22 +25,39 @@ from ..prompts.format import FAMILIES, PromptClass, PromptFile
 class Motion:
     name: str
     reverse_name: str
-    descriptions: tuple[str, str]  # forward, backward
+    # Two descriptions per direction (the decomposition and synonym families). The two
+    # directions are worded differently and at different lengths on purpose: a text tower
+    # trained from scratch maps sentences that differ in one word ("left" / "right") to
+    # almost the same feature, and then neither branch has a gradient to tell the pair apart.
+    forward: tuple[str, str]
+    backward: tuple[str, str]
 
 
 MOTIONS = (
-    Motion("moving left", "moving right", ("A shape slides from the right side to the left side of the frame.",
-                                           "A shape slides from the left side to the right side of the frame.")),
-    Motion("moving up", "moving down", ("A shape rises from the bottom of the frame to the top.",
-                                        "A shape sinks from the top of the frame to the bottom.")),
-    Motion("growing", "shrinking", ("A small shape in the middle swells until it fills much of the frame.",
-                                    "A large shape in the middle contracts until it is small.")),
-    Motion("rotating clockwise", "rotating counter-clockwise", ("A bar spins around its centre like clock hands.",
-                                                                "A bar spins around its centre against clock hands.")),
-    Motion("appearing", "disappearing", ("A shape fades in from the background until it is fully visible.",
-                                         "A visible shape fades out until only the background remains.")),
-    Motion("brightening", "darkening", ("The whole scene grows lighter, from dim to bright.",
-                                        "The whole scene grows darker, from bright to dim.")),
+    Motion("moving left", "moving right",
+           ("A shape slides leftward across the frame.", "Leftward travel, heading west."),
+           ("Starting near the left edge, an object glides over to the right side of the picture.",
+            "It drifts right, toward the eastern border, at a steady pace.")),
+    Motion("moving up", "moving down",
+           ("A shape rises upward.", "Ascending toward the top, climbing higher."),
+           ("From the top of the picture, an object sinks all the way down to the bottom edge.",
+            "It falls and drops downward, descending steadily to the floor.")),
+    Motion("growing", "shrinking",
+           ("A small shape swells bigger and bigger.", "Expanding, inflating, getting large."),
+           ("A large object in the middle contracts until only a small dot of it remains.",
+            "It dwindles and shrinks, becoming tiny and compact.")),
+    Motion("rotating clockwise", "rotating counter-clockwise",
+           ("A single hand sweeps clockwise around the centre.", "Turning like the hands of a clock."),
+           ("Around a fixed pivot in the middle, one arm turns backwards, against the way a clock runs.",
+            "An anticlockwise spin, counter to a watch, in reverse.")),
+    Motion("appearing", "disappearing",
+           ("A shape fades in until it is fully visible.", "Emerging, materialising out of nothing."),
+           ("A clearly visible object slowly fades out until only the empty background is left behind.",
+            "It vanishes, dissolving and becoming invisible.")),
+    Motion("brightening", "darkening",
+           ("An empty scene lightens, from dusk to glare.", "Getting lighter, the light turns on."),
+           ("The whole picture, with nothing in it, dims steadily from bright daylight down to near black.",
+            "Darkness falls, the lights go down into gloom.")),
 )  # fmt: skip
 
 
@@ -70,14 +87,17 @@ def render(motion: int, frames: int, size: int, rng: np.random.Generator) -> np.
         elif motion == 4:
             alpha = a
         elif motion == 5:
-            light = 0.25 + 0.75 * a
+            light = 0.1 + 0.9 * a
         if motion == 3:
-            # 1.5 turns of pi: under 90 degrees between any two sampled frames, so a bar (which looks the
-            # same turned by pi) never reads as turning the other way. Image y points down: clockwise.
+            # A one-sided hand turned by three quarters of a turn: its tip visits distant patches, and
+            # no two sampled frames are half a turn apart. Image y points down: this is clockwise.
             th = angle0 + 1.5 * math.pi * a
             d = (xx - size / 2) * math.sin(th) - (yy - size / 2) * math.cos(th)
             along = (xx - size / 2) * math.cos(th) + (yy - size / 2) * math.sin(th)
-            mask = (np.abs(d) < size * 0.06) & (np.abs(along) < size * 0.4)
+            mask = (np.abs(d) < size * 0.07) & (along > -size * 0.05) & (along < size * 0.45)
+        elif motion == 5:  # no shape: a bright field that dims, unlike a shape fading on a dark ground
+            mask = np.zeros((size, size), bool)
+            background = background + 160
         else:
             mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
         img = np.broadcast_to(background, (size, size, 3)).astype(np.float32)
@@ -123,10 +143,9 @@ def generate(out: str | Path, per_class: int = 24, frames: int = 16, size: int =
     (out / "labels.csv").write_text("id,name\n" + "".join(f"{i},{n}\n" for i, n in enumerate(names)))
     classes = []
     for m in MOTIONS:
-        for name, text in zip((m.name, m.reverse_name), m.descriptions):
+        for name, texts in ((m.name, m.forward), (m.reverse_name, m.backward)):
             desc = {f: [] for f in FAMILIES}
-            desc["decomposition"] = [text]
-            desc["synonyms"] = [f"Something is {name} over time."]
+            desc["decomposition"], desc["synonyms"] = [texts[0]], [texts[1]]
             classes.append(PromptClass(len(classes), name, desc))
     info = {"model": "none: written with the dataset generator", "backend": "claver.data.synthetic"}
     PromptFile("synthetic-motion", list(FAMILIES), info, classes).save(out / "prompts.json")
