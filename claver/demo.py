@@ -66,7 +66,7 @@ def plot(out: Path, names: list[str]) -> Path:
         b.plot([int(r["epoch"]) + 1 for r in evals], [float(r["val_top1"]) for r in evals], "o-", label=name)
     a.set(xlabel="epoch", ylabel="training loss", title="loss")
     b.set(xlabel="epoch", ylabel="top-1", title="validation top-1 (12 classes)", ylim=(0, 1))
-    b.axhline(0.5, color="grey", lw=0.8, ls="--")
+    b.axhline(0.5, color="grey", lw=0.8, ls="--", label="pair right, direction at chance")
     for ax in (a, b):
         ax.legend()
     fig.tight_layout()
