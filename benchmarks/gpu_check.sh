@@ -54,3 +54,15 @@ fi
 timeout 300 python -m benchmarks.table --device cuda --dtype bfloat16 --batch 8 --rounds 10 --memory \
     > "$out/table.md" 2> "$out/table.err"
 say "benchmark table: $(grep -c '^| b\|^| l' "$out/table.md" 2>/dev/null || echo 0) rows (table.md)"
+
+# End to end (issue 7): a CLAVER-B/16 training step, Kronecker attention against the original
+# nn.MultiheadAttention + dense mask, 8 and 32 frames, bf16, with the largest batch each fits.
+# Needs open_clip, which the GPU image lacks: carry its wheels (device README) and put them on
+# PYTHONPATH before calling this script.
+if python -c "import open_clip" > /dev/null 2>&1; then
+  timeout 240 python -m benchmarks.train_step --frames 8,32 --batch 8 --steps 3 --max-batch \
+      > "$out/train_step.md" 2> "$out/train_step.err"
+  say "training step: $(grep -c '^| [0-9]' "$out/train_step.md" 2>/dev/null || echo 0) rows (train_step.md)"
+else
+  say "training step skipped: open_clip is not importable (carry its wheels)"
+fi
