@@ -93,7 +93,7 @@ class TemporalTransformer(nn.Module):
         self.frames = frames
         self.temporal_embedding = nn.Parameter(torch.zeros(frames, width))
         if not identity_init:  # identity: zero embedding too, so the tokens pass through unchanged
-            nn.init.trunc_normal_(self.temporal_embedding, std=embedding_std, a=-2 * embedding_std, b=2 * embedding_std)
+            nn.init.trunc_normal_(self.temporal_embedding, std=embedding_std)
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.resblocks = nn.ModuleList(TemporalBlock(width, heads, frames, layout, drop_path=r) for r in rates)
         for blk in self.resblocks:
