@@ -34,6 +34,14 @@ def test_reversal_pairs_are_exact_time_reversals(motion):
     assert np.abs(fwd.astype(int) - bwd.astype(int)).mean() > 3
 
 
+def test_brightening_is_an_even_ramp_of_an_empty_field():
+    clip = synthetic.render(5, 8, 16, np.random.default_rng(0)).astype(float)
+    means = clip.mean(axis=(1, 2, 3))
+    steps = np.diff(means)
+    assert (steps > 0).all() and steps.max() < 1.5 * steps.min()  # no saturation at 255
+    assert clip[-1].std(axis=(0, 1)).max() < 10  # one colour plus noise: no shape in it
+
+
 def test_frame_sampling():
     rng = np.random.default_rng(0)
     idx = train_indices(100, 8, rng)

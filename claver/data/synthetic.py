@@ -68,6 +68,8 @@ def class_names() -> list[str]:
 def render(motion: int, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One forward clip of MOTIONS[motion]: ``(frames, size, size, 3)`` uint8."""
     background = rng.integers(0, 60, size=3)
+    if motion == 5:  # an empty field, lighter than the dark ground of the shapes
+        background = background + 160
     color = rng.integers(120, 256, size=3)
     radius = size * rng.uniform(0.12, 0.2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -90,14 +92,14 @@ def render(motion: int, frames: int, size: int, rng: np.random.Generator) -> np.
             light = 0.1 + 0.9 * a
         if motion == 3:
             # A one-sided hand turned by three quarters of a turn: its tip visits distant patches, and
-            # no two sampled frames are half a turn apart. Image y points down: this is clockwise.
+            # consecutive sampled frames are far less than half a turn apart. Image y points down:
+            # this is clockwise.
             th = angle0 + 1.5 * math.pi * a
             d = (xx - size / 2) * math.sin(th) - (yy - size / 2) * math.cos(th)
             along = (xx - size / 2) * math.cos(th) + (yy - size / 2) * math.sin(th)
             mask = (np.abs(d) < size * 0.07) & (along > -size * 0.05) & (along < size * 0.45)
-        elif motion == 5:  # no shape: a bright field that dims, unlike a shape fading on a dark ground
+        elif motion == 5:  # no shape: the whole field's light ramps, unlike a shape fading on a dark ground
             mask = np.zeros((size, size), bool)
-            background = background + 160
         else:
             mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
         img = np.broadcast_to(background, (size, size, 3)).astype(np.float32)
