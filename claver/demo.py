@@ -1,6 +1,7 @@
 """The built-in demo: does Kronecker temporal attention see the direction of time?
 
-    python -m claver.demo [--out runs/demo] [--per-class 100] [--epochs N]
+    python -m claver.demo [--out runs/demo] [--per-class 132] [--epochs N] [--runs kmt,kmct,framemean]
+        [--config configs/demo/motion.yaml] [--opts KEY VALUE ...]
 
 Generates the motion dataset (:mod:`claver.data.synthetic`: 12 classes in 6 exact time-reversal
 pairs, real mp4 files), then trains and evaluates a tiny CLAVER from random initialisation three
@@ -60,7 +61,8 @@ def plot(out: Path, names: list[str]) -> Path:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name in names:
-        rows = list(csv.DictReader((out / name / "metrics.csv").open()))
+        with open(out / name / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
         a.plot([int(r["epoch"]) + 1 for r in rows], [float(r["loss"]) for r in rows], label=name)
         evals = [r for r in rows if r.get("val_top1")]
         b.plot([int(r["epoch"]) + 1 for r in evals], [float(r["val_top1"]) for r in evals], "o-", label=name)
