@@ -1,11 +1,12 @@
 // Block schedule of Kronecker-mask attention: which keys a query block visits.
 //
-// One header for every kernel (C++ CPU, CUDA) and for the C++ unit tests. No torch, no STL:
-// every function is usable from host and device code.
+// One header for every kernel (C++ CPU, CUDA, the emulated CUDA) and for the C++ unit tests;
+// the Triton kernels read it through the kron_attn::block_schedule op. No torch, no STL: every
+// function is usable from host and device code.
 //
 // Tokens are frame-major: token i belongs to frame i / L. Token i may attend to token j iff
-// layout[t(i)][t(j)] or i == j, so no row is ever empty. The layout is a row-major T x T
-// array of 0/1 bytes.
+// layout[t(i)][t(j)] or i == j, so no row is ever empty. The layout is packed as bits: row t
+// holds row_words 32-bit words, bit (u % 32) of word (u / 32) is layout[t][u] (T²/8 bytes).
 //
 //   kmt, T = 3 (# = computed block, s = self term only)
 //        k: f0  f1  f2
@@ -33,12 +34,26 @@
 
 namespace kron_attn {
 
-struct FrameLayout {
-  const uint8_t* bits;  // T x T, row = query frame, column = key frame
-  int frames;           // T
-  int tokens;           // L, tokens per frame
+// 32-bit words per packed layout row.
+KA_HD int layout_row_words(int frames) { return (frames + 31) / 32; }
 
-  KA_HD bool allowed(int t, int u) const { return bits[(int64_t)t * frames + u] != 0; }
+// Packs a row-major T x T array of 0/1 bytes into `dst` (frames x row_words words).
+KA_HD void pack_layout(const uint8_t* src, int frames, uint32_t* dst, int row_words) {
+  for (int t = 0; t < frames; ++t) {
+    for (int w = 0; w < row_words; ++w) dst[t * row_words + w] = 0u;
+    for (int u = 0; u < frames; ++u) {
+      if (src[(int64_t)t * frames + u]) dst[t * row_words + (u >> 5)] |= 1u << (u & 31);
+    }
+  }
+}
+
+struct FrameLayout {
+  const uint32_t* words;  // packed rows (row = query frame, bit = key frame), pitch row_words
+  int row_words;
+  int frames;  // T
+  int tokens;  // L, tokens per frame
+
+  KA_HD bool allowed(int t, int u) const { return (words[t * row_words + (u >> 5)] >> (u & 31)) & 1u; }
   // The self term must be added separately when the frame's diagonal block is blocked.
   KA_HD bool needs_self_term(int t) const { return !allowed(t, t); }
 };
@@ -103,6 +118,18 @@ KA_HD bool tile_has_self_term(const FrameLayout& lay, int m0, int m1, int n0, in
     if (lay.needs_self_term(t)) return true;
   }
   return false;
+}
+
+// The fixed tiling's walk: the first column tile >= `from` (of `count`, `block` tokens each, N =
+// n tokens) that is not SKIP against the row tile [r0, r1), or `count` when none is left. Rows
+// are queries and columns keys, or the transpose when `by_key` (a backward over key tiles).
+KA_HD int next_tile(const FrameLayout& lay, int from, int count, int block, int n, int r0, int r1, bool by_key) {
+  for (int j = from; j < count; ++j) {
+    const int c0 = j * block, c1 = c0 + block < n ? c0 + block : n;
+    const TileKind kind = by_key ? tile_kind(lay, c0, c1, r0, r1) : tile_kind(lay, r0, r1, c0, c1);
+    if (kind != TILE_SKIP) return j;
+  }
+  return count;
 }
 
 // Number of (query, key) pairs that attend, self terms included: the useful work.

@@ -7,30 +7,32 @@
 #include <vector>
 
 #include "checks.h"
+#include "host_layout.h"
 #include "schedule.h"
 
 namespace kron_attn {
 namespace {
 
-// For each row tile, the column tiles to visit (ascending, padded with -1) and their kinds
-// (TILE_FULL or TILE_PARTIAL); SKIP tiles are left out. Transposed when `by_key`.
+// For each row tile, the column tiles next_tile() visits (ascending, padded with -1) and their
+// kinds (TILE_FULL or TILE_PARTIAL). Transposed when `by_key`.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_lists(const FrameLayout& lay, int64_t n, int64_t rows_per_tile,
                                                           int64_t cols_per_tile, bool by_key) {
-  const int64_t n_rows = (n + rows_per_tile - 1) / rows_per_tile, n_cols = (n + cols_per_tile - 1) / cols_per_tile;
+  const int n_rows = static_cast<int>((n + rows_per_tile - 1) / rows_per_tile);
+  const int n_cols = static_cast<int>((n + cols_per_tile - 1) / cols_per_tile);
   at::Tensor count = at::zeros({n_rows}, at::kInt);
-  at::Tensor tiles = at::full({n_rows, std::max<int64_t>(n_cols, 1)}, -1, at::kInt);
-  at::Tensor kinds = at::zeros({n_rows, std::max<int64_t>(n_cols, 1)}, at::kInt);
+  at::Tensor tiles = at::full({n_rows, std::max(n_cols, 1)}, -1, at::kInt);
+  at::Tensor kinds = at::zeros({n_rows, std::max(n_cols, 1)}, at::kInt);
   auto c = count.accessor<int, 1>();
   auto t = tiles.accessor<int, 2>();
   auto k = kinds.accessor<int, 2>();
-  for (int64_t r = 0; r < n_rows; ++r) {
+  const int N = static_cast<int>(n), bc = static_cast<int>(cols_per_tile);
+  for (int r = 0; r < n_rows; ++r) {
     const int r0 = static_cast<int>(r * rows_per_tile), r1 = static_cast<int>(std::min(n, (r + 1) * rows_per_tile));
-    for (int64_t col = 0; col < n_cols; ++col) {
-      const int c0 = static_cast<int>(col * cols_per_tile), c1 = static_cast<int>(std::min(n, (col + 1) * cols_per_tile));
-      const TileKind kind = by_key ? tile_kind(lay, c0, c1, r0, r1) : tile_kind(lay, r0, r1, c0, c1);
-      if (kind == TILE_SKIP) continue;
-      t[r][c[r]] = static_cast<int>(col);
-      k[r][c[r]] = kind;
+    for (int col = next_tile(lay, 0, n_cols, bc, N, r0, r1, by_key); col < n_cols;
+         col = next_tile(lay, col + 1, n_cols, bc, N, r0, r1, by_key)) {
+      const int c0 = col * bc, c1 = std::min(N, c0 + bc);
+      t[r][c[r]] = col;
+      k[r][c[r]] = by_key ? tile_kind(lay, c0, c1, r0, r1) : tile_kind(lay, r0, r1, c0, c1);
       ++c[r];
     }
   }
@@ -44,9 +46,9 @@ std::vector<at::Tensor> block_schedule(const at::Tensor& layout, int64_t tokens,
               layout.scalar_type(), " on ", layout.device());
   TORCH_CHECK(tokens >= 1, "kron_attn.block_schedule: tokens must be >= 1, got ", tokens);
   TORCH_CHECK(block_m >= 1 && block_n >= 1, "kron_attn.block_schedule: block sizes must be >= 1");
-  const at::Tensor lay_c = layout.contiguous();
-  const FrameLayout lay{reinterpret_cast<const uint8_t*>(lay_c.data_ptr<bool>()), static_cast<int>(layout.size(0)),
-                        static_cast<int>(tokens)};
+  const int frames = static_cast<int>(layout.size(0));
+  const std::vector<uint32_t> bits = packed_layout(layout);
+  const FrameLayout lay{bits.data(), layout_row_words(frames), frames, static_cast<int>(tokens)};
   const int64_t n = layout.size(0) * tokens;
   auto [qc, qt, qk] = tile_lists(lay, n, block_m, block_n, /*by_key=*/false);
   auto [kc, kt, kk] = tile_lists(lay, n, block_n, block_m, /*by_key=*/true);

@@ -37,6 +37,19 @@ def _bwd_fake(dout, q, k, v, out, lse, layout, scale):
     return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
 
 
+@torch.library.register_fake("kron_attn::block_schedule")
+def _schedule_fake(layout, tokens, block_m, block_n):
+    n = layout.shape[0] * tokens
+    q_tiles, k_tiles = -(-n // block_m), -(-n // block_n)
+
+    def lists(rows, cols):
+        return [layout.new_empty(rows, dtype=torch.int32)] + [
+            layout.new_empty(rows, max(cols, 1), dtype=torch.int32) for _ in range(2)
+        ]
+
+    return lists(q_tiles, k_tiles) + lists(k_tiles, q_tiles)
+
+
 def register_attention_autograd(fwd_op, bwd_op) -> None:
     """Autograd of a forward op ``(q, k, v, layout, scale) -> (out, lse)`` through its backward op
     ``(dout, q, k, v, out, lse, layout, scale) -> (dq, dk, dv)``. lse is not differentiable."""

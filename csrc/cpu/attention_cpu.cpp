@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../checks.h"
+#include "../host_layout.h"
 #include "../schedule.h"
 #include "cpu_isa.h"
 #include "kernel.h"
@@ -69,8 +70,8 @@ int backward_groups(const Shape& s, int tiles) {
 template <class T>
 void run_forward(const Shape& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                  const at::Tensor& layout, double scale, at::Tensor& out, at::Tensor& lse) {
-  FwdParams<T> p{view4<T>(q), view4<T>(k), view4<T>(v), out.data_ptr<T>(), lse.data_ptr<T>(),
-                 reinterpret_cast<const uint8_t*>(layout.data_ptr<bool>()),
+  const std::vector<uint32_t> bits = packed_layout(layout);
+  FwdParams<T> p{view4<T>(q), view4<T>(k), view4<T>(v), out.data_ptr<T>(), lse.data_ptr<T>(), bits.data(),
                  static_cast<int>(s.B), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D),
                  static_cast<int>(s.frames), static_cast<int>(s.tokens), scale};
   const int tiles = FrameTiling::make(p.tokens, kQueryRows).num_tiles(p.frames);
@@ -95,8 +96,9 @@ void run_backward(const Shape& s, const at::Tensor& dout, const at::Tensor& q, c
   at::Tensor ws = direct ? at::Tensor() : at::empty({2, s.B * s.H * groups, s.N, padded(s.D)}, q.options());
   T* dk_ws = direct ? dk.data_ptr<T>() : ws[0].data_ptr<T>();
   T* dv_ws = direct ? dv.data_ptr<T>() : ws[1].data_ptr<T>();
+  const std::vector<uint32_t> bits = packed_layout(layout);
   BwdParams<T> p{view4<T>(q), view4<T>(k), view4<T>(v), view4<T>(out), view4<T>(dout), lse.data_ptr<T>(),
-                 dq.data_ptr<T>(), dk_ws, dv_ws, reinterpret_cast<const uint8_t*>(layout.data_ptr<bool>()),
+                 dq.data_ptr<T>(), dk_ws, dv_ws, bits.data(),
                  static_cast<int>(s.B), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D),
                  static_cast<int>(s.frames), static_cast<int>(s.tokens), groups, scale};
   const IsaKernels& kern = kernels();
@@ -125,12 +127,11 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const 
   at::Tensor out = at::empty({s.B, s.H, s.N, s.D}, q.options().dtype(acc));
   at::Tensor lse = at::empty({s.B, s.H, s.N}, q.options().dtype(acc));
   if (out.numel() == 0) return {out.to(q.scalar_type()), lse};
-  const at::Tensor lay = layout.contiguous();
   const at::Tensor qc = as_kernel_input(q, acc), kc = as_kernel_input(k, acc), vc = as_kernel_input(v, acc);
   if (acc == at::kDouble) {
-    run_forward<double>(s, qc, kc, vc, lay, scale, out, lse);
+    run_forward<double>(s, qc, kc, vc, layout, scale, out, lse);
   } else {
-    run_forward<float>(s, qc, kc, vc, lay, scale, out, lse);
+    run_forward<float>(s, qc, kc, vc, layout, scale, out, lse);
   }
   return {out.to(q.scalar_type()), lse};
 }
@@ -140,21 +141,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(const at::Tenso
                                                                  const at::Tensor& out, const at::Tensor& lse,
                                                                  const at::Tensor& layout, double scale) {
   const char* op = "kron_attn.attention_bwd";
-  const Shape s = check_inputs(op, q, k, v, layout);
-  check_same(op, "out", out, q);
-  check_same(op, "dout", dout, q);
   const at::ScalarType acc = accumulation_type(op, q.scalar_type());
-  check_lse(op, lse, s, q, acc);
+  const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, layout, acc);
   auto opts = q.options().dtype(acc);
   at::Tensor dq = at::empty({s.B, s.H, s.N, s.D}, opts), dk = at::empty_like(dq), dv = at::empty_like(dq);
   if (dq.numel() > 0) {
-    const at::Tensor lay = layout.contiguous(), lsec = lse.contiguous();
+    const at::Tensor lsec = lse.contiguous();
     const at::Tensor qc = as_kernel_input(q, acc), kc = as_kernel_input(k, acc), vc = as_kernel_input(v, acc);
     const at::Tensor oc = as_kernel_input(out, acc), dc = as_kernel_input(dout, acc);
     if (acc == at::kDouble) {
-      run_backward<double>(s, dc, qc, kc, vc, oc, lsec, lay, scale, dq, dk, dv);
+      run_backward<double>(s, dc, qc, kc, vc, oc, lsec, layout, scale, dq, dk, dv);
     } else {
-      run_backward<float>(s, dc, qc, kc, vc, oc, lsec, lay, scale, dq, dk, dv);
+      run_backward<float>(s, dc, qc, kc, vc, oc, lsec, layout, scale, dq, dk, dv);
     }
   }
   const auto dt = q.scalar_type();

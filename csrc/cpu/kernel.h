@@ -22,7 +22,7 @@ struct FwdParams {
   Tensor4<const T> q, k, v;
   T* out;
   T* lse;
-  const uint8_t* layout;  // T x T, row-major 0/1
+  const uint32_t* layout;  // packed bit rows (schedule.h)
   int B, H, N, D, frames, tokens;
   double scale;
 };
@@ -34,7 +34,7 @@ struct BwdParams {
   T* dq;     // contiguous (B, H, N, D)
   T* dk_ws;  // (B * H * groups, N, padded(D)): partial dK of each query group
   T* dv_ws;  // the same for dV
-  const uint8_t* layout;
+  const uint32_t* layout;
   int B, H, N, D, frames, tokens, groups;
   double scale;
 };

@@ -236,7 +236,7 @@ static void pack_transposed(T* dst, int64_t ld, const Tensor4<const T>& src, int
 template <class T>
 static void forward(const FwdParams<T>& p, int64_t begin, int64_t end) {
   constexpr int W = Vec<T>::W;
-  const FrameLayout lay{p.layout, p.frames, p.tokens};
+  const FrameLayout lay{p.layout, layout_row_words(p.frames), p.frames, p.tokens};
   const FrameTiling tiling = FrameTiling::make(p.tokens, kQueryRows);
   const int tiles = tiling.num_tiles(p.frames);
   const int N = p.N, D = p.D, Dp = static_cast<int>(padded(D)), L = p.tokens;
@@ -310,7 +310,7 @@ static void forward(const FwdParams<T>& p, int64_t begin, int64_t end) {
 template <class T>
 static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
   constexpr int W = Vec<T>::W;
-  const FrameLayout lay{p.layout, p.frames, p.tokens};
+  const FrameLayout lay{p.layout, layout_row_words(p.frames), p.frames, p.tokens};
   const FrameTiling tiling = FrameTiling::make(p.tokens, kQueryRows);
   const int tiles = tiling.num_tiles(p.frames), G = p.groups;
   const int N = p.N, D = p.D, Dp = static_cast<int>(padded(D)), L = p.tokens;

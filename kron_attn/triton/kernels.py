@@ -4,16 +4,14 @@ queries for dQ).
 Tiles are fixed (BLOCK_M queries x BLOCK_N keys) and may straddle frames. Which key tiles a
 query tile visits, and which of them need an element mask, comes from the shared block schedule
 (``torch.ops.kron_attn.block_schedule``, csrc/schedule.h) as small int32 tensors: FULL tiles
-run unmasked, PARTIAL tiles mask by ``layout[q // L, k // L]``, SKIP tiles are never loaded.
+run unmasked, PARTIAL tiles (kind ``PARTIAL``, the op's constant, passed in by the launcher) mask
+by ``layout[q // L, k // L]``, SKIP tiles are never loaded.
 The self term of a row whose frame pair is blocked is merged analytically: the online softmax
 starts from it. Scores are kept in base 2 (``qk_scale = scale * log2 e``).
 """
 
 import triton
 import triton.language as tl
-
-FULL = 1
-PARTIAL = 2
 
 
 @triton.jit
@@ -71,6 +69,7 @@ def fwd_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     PRECISION: tl.constexpr,
+    PARTIAL: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -163,6 +162,7 @@ def bwd_dkdv_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     PRECISION: tl.constexpr,
+    PARTIAL: tl.constexpr,
 ):
     """One key tile: dV = Σ Pᵀ dO, dK = scale Σ dSᵀ Q over the query tiles that see it. DK, DV
     are contiguous (B, H, N, D) float32."""
@@ -257,6 +257,7 @@ def bwd_dq_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     PRECISION: tl.constexpr,
+    PARTIAL: tl.constexpr,
 ):
     """One query tile: dQ = scale Σ dS K over its key tiles. DQ is contiguous (B, H, N, D) float32."""
     pid_m = tl.program_id(0)

@@ -7,9 +7,13 @@ import functools
 import torch
 import triton
 
+from .. import _C
 from .. import ops as kron_ops
 from . import interpreting
 from .kernels import bwd_dkdv_kernel, bwd_dq_kernel, fwd_kernel
+
+# The kind block_schedule gives tiles that need an element mask (csrc/schedule.h).
+_PARTIAL = _C.tile_kinds()["partial"]
 
 # Warps and pipeline stages are tuned per (N, D) on the GPU; tile sizes come from _blocks()
 # because the block schedule is built for them.
@@ -75,7 +79,7 @@ def triton_fwd(
     _launch(
         fwd_kernel, grid, q, k, v, out, lse, lay, qc, qt, qk, *_strides(q, k, v, out),
         h, n, frames, tokens, d, qt.shape[1], scale * 1.4426950408889634,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, PRECISION=_precision(q.dtype),
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, PRECISION=_precision(q.dtype), PARTIAL=_PARTIAL,
     )  # fmt: skip
     return out, lse
 
@@ -104,7 +108,7 @@ def triton_bwd(
         lay, (qc, qt, qk, kc, kt, kk), (bm, bn, bd), frames, tokens = _prepare(layout, n, d, q.device)
         common = (h, n, frames, tokens, d)
         scales = (scale * 1.4426950408889634, scale)
-        meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, PRECISION=_precision(q.dtype))
+        meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, PRECISION=_precision(q.dtype), PARTIAL=_PARTIAL)
         strides = _strides(q, k, v, dout)
         _launch(
             bwd_dkdv_kernel, (triton.cdiv(n, bn), b * h), q, k, v, dout, lse, delta, dk, dv, lay, kc, kt, kk,

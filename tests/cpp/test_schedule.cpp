@@ -4,29 +4,24 @@
 #include <random>
 #include <vector>
 
+#include "expect.h"
 #include "schedule.h"
 
 using kron_attn::FrameLayout;
 using kron_attn::FrameTiling;
 
-static int failures = 0;
-#define EXPECT(cond, ...)                        \
-  do {                                           \
-    if (!(cond)) {                               \
-      ++failures;                                \
-      std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);                  \
-      std::printf("\n");                         \
-    }                                            \
-  } while (0)
-
 static bool attends(const FrameLayout& lay, int i, int j) {
   return lay.allowed(i / lay.tokens, j / lay.tokens) || i == j;
 }
 
-static void check_layout(const std::vector<uint8_t>& bits, int T, int L) {
-  const FrameLayout lay{bits.data(), T, L};
+static void check_layout(const std::vector<uint8_t>& bytes, int T, int L) {
+  const int row_words = kron_attn::layout_row_words(T);
+  std::vector<uint32_t> words(T * row_words);
+  kron_attn::pack_layout(bytes.data(), T, words.data(), row_words);
+  const FrameLayout lay{words.data(), row_words, T, L};
   const int N = T * L;
+  for (int t = 0; t < T; ++t)
+    for (int u = 0; u < T; ++u) EXPECT(lay.allowed(t, u) == (bytes[t * T + u] != 0), "packed bit (%d,%d)", t, u);
 
   // Frame runs cover exactly the allowed key frames, in order, without overlap.
   for (int t = 0; t < T; ++t) {
@@ -78,6 +73,29 @@ static void check_layout(const std::vector<uint8_t>& bits, int T, int L) {
     }
   }
 
+  // The tile walk visits exactly the non-SKIP tiles, in order, both ways round.
+  for (int br : {1, 5, 16}) {
+    for (int bc : {1, 8, 32}) {
+      const int rows = (N + br - 1) / br, cols = (N + bc - 1) / bc;
+      for (int by_key = 0; by_key < 2; ++by_key) {
+        for (int r = 0; r < rows; ++r) {
+          const int r0 = r * br, r1 = r0 + br < N ? r0 + br : N;
+          std::vector<int> want, got;
+          for (int c = 0; c < cols; ++c) {
+            const int c0 = c * bc, c1 = c0 + bc < N ? c0 + bc : N;
+            const kron_attn::TileKind kind =
+                by_key ? kron_attn::tile_kind(lay, c0, c1, r0, r1) : kron_attn::tile_kind(lay, r0, r1, c0, c1);
+            if (kind != kron_attn::TILE_SKIP) want.push_back(c);
+          }
+          for (int c = kron_attn::next_tile(lay, 0, cols, bc, N, r0, r1, by_key); c < cols;
+               c = kron_attn::next_tile(lay, c + 1, cols, bc, N, r0, r1, by_key))
+            got.push_back(c);
+          EXPECT(got == want, "tile walk of row tile %d (br=%d bc=%d by_key=%d)", r, br, bc, by_key);
+        }
+      }
+    }
+  }
+
   // Useful work.
   int64_t pairs = 0;
   for (int i = 0; i < N; ++i)
@@ -89,7 +107,7 @@ static void check_layout(const std::vector<uint8_t>& bits, int T, int L) {
 int main() {
   std::mt19937 rng(0);
   int cases = 0;
-  for (int T : {1, 2, 3, 5, 8}) {
+  for (int T : {1, 2, 3, 5, 8, 33, 70}) {
     for (int L : {1, 2, 7, 13}) {
       std::vector<uint8_t> kmt(T * T), kmct(T * T), rnd(T * T);
       for (int t = 0; t < T; ++t) {
