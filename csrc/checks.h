@@ -47,4 +47,16 @@ inline void check_lse(const char* op, const at::Tensor& lse, const Shape& s, con
   TORCH_CHECK(lse.device() == q.device(), op, ": lse is on ", lse.device(), " but q is on ", q.device());
 }
 
+// Checks the backward's inputs: q, k, v and the layout as the forward does, out and dout shaped
+// like q, lse (B, H, N) of lse_type. Returns the problem's shape.
+inline Shape check_bwd_inputs(const char* op, const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k,
+                              const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+                              const at::Tensor& layout, at::ScalarType lse_type) {
+  const Shape s = check_inputs(op, q, k, v, layout);
+  check_same(op, "out", out, q);
+  check_same(op, "dout", dout, q);
+  check_lse(op, lse, s, q, lse_type);
+  return s;
+}
+
 }  // namespace kron_attn

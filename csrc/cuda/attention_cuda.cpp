@@ -1,182 +1,69 @@
-// CUDA implementation of the kron_attn ops: input checks, dtype handling, parameter packing and
-// the dispatch to the compiled (head dim, dtype) kernels (inst/*.cu; bodies in fwd_kernel.h,
-// bwd_kernel.h). Host code only, compiled by the host compiler: through nvcc the ATen headers
+// The CUDA implementation of the kron_attn ops: the shared host logic of op_host.h on CUDA
+// tensors, with a device guard, the current stream, and a check that the device can run the
+// compiled kernels. Host code only, compiled by the host compiler: through nvcc the ATen headers
 // alone took minutes of CI time.
-//
-// Supported here: bfloat16 and float16 on the tensor cores; float32 is converted to bfloat16
-// for the kernel and the results converted back (a float32 caller gets bfloat16 accuracy, about
-// 1e-2 relative; bfloat16 rather than float16 because it cannot overflow on any float32 input).
-// float64 is refused (the reference backend is exact in float64). Head dims 32, 64, 96, 128;
-// at most kMaxFrames frames (the layout travels in the kernel parameters). kron_attn.attention
-// routes other cases to Triton.
-#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>  // not ATen/cuda/CUDAContext.h: that needs the cuBLAS/cuSPARSE headers
 #include <torch/library.h>
 
-#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
-#include "../checks.h"
-#include "launch.h"
-#include "params.h"
+#include "device_check.h"
+#include "op_host.h"
 
 namespace kron_attn::cuda {
+
+std::string device_problem(int device) {
+  static std::mutex mu;
+  static std::vector<std::string> known;  // per device index; "?" until checked
+  std::lock_guard<std::mutex> lock(mu);
+  if (device >= static_cast<int>(known.size())) known.resize(device + 1, "?");
+  if (known[device] != "?") return known[device];
+  int major = 0, minor = 0;
+  cudaError_t err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "cuda:" + std::to_string(device) + " cannot be queried: " + cudaGetErrorString(err);
+  }
+  const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  std::string problem;
+  if (major * 10 + minor < kMinComputeCapability) {
+    problem = "the kron_attn CUDA kernel needs compute capability " + std::to_string(kMinComputeCapability / 10) +
+              "." + std::to_string(kMinComputeCapability % 10) + " or newer (mma.sync bf16, cp.async); cuda:" +
+              std::to_string(device) + " is " + std::to_string(major) + "." + std::to_string(minor);
+  } else if (kernel_image_status() != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the (non-sticky) error the failed lookup recorded
+    problem = "this kron_attn build has no kernel image for cuda:" + std::to_string(device) + " (compute capability " +
+              std::to_string(major) + "." + std::to_string(minor) + "; built for " + kBuiltArchs +
+              "); rebuild with TORCH_CUDA_ARCH_LIST=\"" + std::to_string(major) + "." + std::to_string(minor) + "\"";
+  }
+  known[device] = problem;
+  return problem;
+}
+
 namespace {
 
-bool supported_head_dim(int64_t d) {
-  for (int x : kHeadDims) {
-    if (x == d) return true;
+struct Cuda {
+  static void check(const char* op, const at::Tensor& q) {
+    TORCH_CHECK(q.is_cuda(), op, ": q must be a CUDA tensor, got one on ", q.device());
+    const std::string problem = device_problem(q.device().index());
+    TORCH_CHECK(problem.empty(), op, ": ", problem);
   }
-  return false;
-}
-
-// The element type the kernel runs in.
-at::ScalarType kernel_dtype(const char* op, at::ScalarType t) {
-  TORCH_CHECK(t == at::kBFloat16 || t == at::kHalf || t == at::kFloat, op,
-              ": the CUDA kernel supports bfloat16, float16 and float32 (computed in bfloat16), got ", t,
-              "; use backend='reference' for float64");
-  return t == at::kFloat ? at::kBFloat16 : t;
-}
-
-void check_cuda_inputs(const char* op, const at::Tensor& q, const Shape& s) {
-  TORCH_CHECK(q.is_cuda(), op, ": q must be a CUDA tensor, got one on ", q.device());
-  TORCH_CHECK(supported_head_dim(s.D), op, ": the CUDA kernel supports head dims 32, 64, 96 and 128, got D = ", s.D,
-              "; kron_attn.attention(..., backend='auto') uses the Triton kernel for other head dims");
-  TORCH_CHECK(s.frames <= kMaxFrames, op, ": the CUDA kernel supports up to ", kMaxFrames, " frames, got ", s.frames,
-              "; kron_attn.attention(..., backend='auto') uses the Triton kernel for longer clips");
-}
-
-// What cp.async needs: the kernel dtype, a contiguous last dimension, 16-byte aligned rows and
-// base. Anything else is copied once into a fresh contiguous tensor.
-at::Tensor as_kernel_input(const at::Tensor& x, at::ScalarType dt) {
-  if (x.scalar_type() != dt) return x.to(dt, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
-  const bool aligned = x.stride(-1) == 1 && x.stride(0) % 8 == 0 && x.stride(1) % 8 == 0 && x.stride(2) % 8 == 0 &&
-                       reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
-  return aligned ? x : x.clone(at::MemoryFormat::Contiguous);
-}
-
-Strides strides_of(const at::Tensor& x) { return {x.stride(0), x.stride(1), x.stride(2)}; }
-
-LayoutBits pack_layout(const at::Tensor& layout) {
-  LayoutBits bits;
-  std::memset(&bits, 0, sizeof(bits));
-  const at::Tensor lay = layout.contiguous();
-  const bool* src = lay.data_ptr<bool>();
-  const int64_t frames = lay.size(0);
-  for (int64_t t = 0; t < frames; ++t) {
-    for (int64_t u = 0; u < frames; ++u) {
-      if (src[t * frames + u]) bits.words[t * kLayoutRowWords + u / 32] |= 1u << (u % 32);
-    }
-  }
-  return bits;
-}
-
-template <class Fn>
-void dispatch(int64_t d, at::ScalarType dt, Fn&& fn) {
-  auto by_dtype = [&](auto dim) {
-    if (dt == at::kBFloat16) {
-      fn(dim, __nv_bfloat16{});
-    } else {
-      fn(dim, __half{});
-    }
+  static cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream(); }
+  struct Scope {
+    Scope(const at::Tensor& q, NamedTensors) : guard(q.device()) {}
+    c10::cuda::CUDAGuard guard;
   };
-  switch (d) {
-    case 32: by_dtype(std::integral_constant<int, 32>{}); break;
-    case 64: by_dtype(std::integral_constant<int, 64>{}); break;
-    case 96: by_dtype(std::integral_constant<int, 96>{}); break;
-    case 128: by_dtype(std::integral_constant<int, 128>{}); break;
-    default: TORCH_CHECK(false, "kron_attn: no CUDA kernel for head dim ", d);
-  }
-}
-
-std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                                      const at::Tensor& layout, double scale) {
-  const char* op = "kron_attn.attention_fwd";
-  const Shape s = check_inputs(op, q, k, v, layout);
-  check_cuda_inputs(op, q, s);
-  const at::ScalarType dt = kernel_dtype(op, q.scalar_type());
-  const c10::cuda::CUDAGuard guard(q.device());
-  at::Tensor out = at::empty({s.B, s.H, s.N, s.D}, q.options().dtype(dt));
-  at::Tensor lse = at::empty({s.B, s.H, s.N}, q.options().dtype(at::kFloat));
-  if (out.numel() == 0) return {out.to(q.scalar_type()), lse};
-  const at::Tensor qc = as_kernel_input(q, dt), kc = as_kernel_input(k, dt), vc = as_kernel_input(v, dt);
-
-  FwdParams p;
-  p.q = qc.data_ptr();
-  p.k = kc.data_ptr();
-  p.v = vc.data_ptr();
-  p.out = out.data_ptr();
-  p.lse = lse.data_ptr<float>();
-  p.q_stride = strides_of(qc);
-  p.k_stride = strides_of(kc);
-  p.v_stride = strides_of(vc);
-  p.heads = static_cast<int>(s.H);
-  p.tokens_total = static_cast<int>(s.N);
-  p.frames = static_cast<int>(s.frames);
-  p.tokens = static_cast<int>(s.tokens);
-  p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
-  p.layout = pack_layout(layout);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  dispatch(s.D, dt, [&](auto dim, auto elem) { run_fwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
-  return {out.to(q.scalar_type()), lse};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cuda(const at::Tensor& dout, const at::Tensor& q,
-                                                                  const at::Tensor& k, const at::Tensor& v,
-                                                                  const at::Tensor& out, const at::Tensor& lse,
-                                                                  const at::Tensor& layout, double scale) {
-  const char* op = "kron_attn.attention_bwd";
-  const Shape s = check_inputs(op, q, k, v, layout);
-  check_same(op, "out", out, q);
-  check_same(op, "dout", dout, q);
-  check_lse(op, lse, s, q, at::kFloat);
-  check_cuda_inputs(op, q, s);
-  const at::ScalarType dt = kernel_dtype(op, q.scalar_type());
-  const c10::cuda::CUDAGuard guard(q.device());
-  auto opts = q.options().dtype(dt);
-  at::Tensor dq = at::empty({s.B, s.H, s.N, s.D}, opts), dk = at::empty_like(dq), dv = at::empty_like(dq);
-  const auto back = q.scalar_type();
-  if (dq.numel() == 0) return {dq.to(back), dk.to(back), dv.to(back)};
-
-  const at::Tensor qc = as_kernel_input(q, dt), kc = as_kernel_input(k, dt), vc = as_kernel_input(v, dt);
-  const at::Tensor dc = as_kernel_input(dout, dt);
-  const at::Tensor oc = out.to(dt, false, false, at::MemoryFormat::Contiguous).contiguous();
-  const at::Tensor lsec = lse.contiguous();
-  at::Tensor delta = at::empty({s.B, s.H, s.N}, q.options().dtype(at::kFloat));
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  BwdParams p;
-  p.q = qc.data_ptr();
-  p.k = kc.data_ptr();
-  p.v = vc.data_ptr();
-  p.dout = dc.data_ptr();
-  p.out = oc.data_ptr();
-  p.lse = lsec.data_ptr<float>();
-  p.delta = delta.data_ptr<float>();  // filled by run_bwd's first kernel
-  p.dq = dq.data_ptr();
-  p.dk = dk.data_ptr();
-  p.dv = dv.data_ptr();
-  p.q_stride = strides_of(qc);
-  p.k_stride = strides_of(kc);
-  p.v_stride = strides_of(vc);
-  p.do_stride = strides_of(dc);
-  p.heads = static_cast<int>(s.H);
-  p.tokens_total = static_cast<int>(s.N);
-  p.frames = static_cast<int>(s.frames);
-  p.tokens = static_cast<int>(s.tokens);
-  p.scale = static_cast<float>(scale);
-  p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
-  p.layout = pack_layout(layout);
-  dispatch(s.D, dt, [&](auto dim, auto elem) { run_bwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
-  return {dq.to(back), dk.to(back), dv.to(back)};
-}
+};
 
 }  // namespace
 }  // namespace kron_attn::cuda
 
 TORCH_LIBRARY_IMPL(kron_attn, CUDA, m) {
-  m.impl("attention_fwd", &kron_attn::cuda::attention_fwd_cuda);
-  m.impl("attention_bwd", &kron_attn::cuda::attention_bwd_cuda);
+  m.impl("attention_fwd", &kron_attn::cuda::attention_fwd<kron_attn::cuda::Cuda>);
+  m.impl("attention_bwd", &kron_attn::cuda::attention_bwd<kron_attn::cuda::Cuda>);
 }

@@ -15,38 +15,14 @@
 // lse, dS_ii = P_ii (dO_i·v_i - Δ_i), dV_i += P_ii dO_i, dK_i += dS_ii q_i, dQ_i += dS_ii k_i.
 #pragma once
 
-#include <c10/cuda/CUDAException.h>
-#include <c10/util/Exception.h>
 #include <math.h>
 
 #include "device_utils.h"
 #include "kernel_traits.h"
 #include "launch.h"
+#include "launch_kernel.h"
 
 namespace kron_attn::cuda {
-
-// The score-side mask of one (row tile, column tile) product held in C fragments: rows are the
-// fragment rows (frame rf[half]), columns col0 + 8j + 2t + e. `transposed`: rows are keys and
-// columns queries, so the layout is read as layout[column frame][row frame].
-template <int kCols>
-__device__ __forceinline__ void mask_fragment(bool (&ok)[kCols / 8][4], const FrameLayout& lay, bool partial,
-                                              const int (&rf)[2], int col0, int n, int t, bool transposed) {
-#pragma unroll
-  for (int j = 0; j < kCols / 8; ++j) {
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int col = col0 + 8 * j + 2 * t + e;
-      const bool in = col < n;
-      ok[j][e] = in;
-      ok[j][2 + e] = in;
-      if (partial && in) {
-        const int cf = col / lay.tokens;
-        ok[j][e] = transposed ? lay.allowed(cf, rf[0]) : lay.allowed(rf[0], cf);
-        ok[j][2 + e] = transposed ? lay.allowed(cf, rf[1]) : lay.allowed(rf[1], cf);
-      }
-    }
-  }
-}
 
 template <class T>
 __global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __restrict__ out, float* __restrict__ delta,
@@ -76,7 +52,7 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_c
   T* sdO = sQ + S * BM * P;
   float* sLse = reinterpret_cast<float*>(sdO + S * BM * P);
   float* sDelta = sLse + S * BM;
-  uint8_t* sLay = reinterpret_cast<uint8_t*>(sDelta + S * BM);
+  uint32_t* sLay = reinterpret_cast<uint32_t*>(sDelta + S * BM);
 
   const int n = p.tokens_total, L = p.tokens;
   const int n_tiles = (n + BN - 1) / BN, m_tiles = (n + BM - 1) / BM;
@@ -95,9 +71,8 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_c
   load_rows_async<T, BN, D, NT>(sK, k, p.k_stride.row, n0, n, tid);
   load_rows_async<T, BN, D, NT>(sV, v, p.v_stride.row, n0, n, tid);
   cp_async_commit();
-  unpack_layout(sLay, p.layout, p.frames, tid, NT);
+  const FrameLayout lay = load_layout(sLay, p.layout, p.frames, L, tid, NT);
   __syncthreads();
-  const FrameLayout lay{sLay, p.frames, L};
 
   int key[2], kf[2];
 #pragma unroll
@@ -141,32 +116,17 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_c
     __syncthreads();
   }
 
-  auto load_query_tile = [&](int mt, int s) {
-    load_rows_async<T, BM, D, NT>(sQ + s * BM * P, q, p.q_stride.row, mt * BM, n, tid);
-    load_rows_async<T, BM, D, NT>(sdO + s * BM * P, dout, p.do_stride.row, mt * BM, n, tid);
-    load_stat_async<BM, NT>(sLse + s * BM, lse, mt * BM, n, tid);
-    load_stat_async<BM, NT>(sDelta + s * BM, delta, mt * BM, n, tid);
-  };
-  int to_load = next_query_tile(lay, 0, m_tiles, BM, n, n0, n1);
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (to_load < m_tiles) {
-      load_query_tile(to_load, s);
-      to_load = next_query_tile(lay, to_load + 1, m_tiles, BM, n, n0, n1);
-    }
-    cp_async_commit();
-  }
-
+  auto pipe = tile_pipeline<S>(lay, m_tiles, BM, n, n0, n1, /*by_key=*/true, [&](int tile, int slot) {
+    load_rows_async<T, BM, D, NT>(sQ + slot * BM * P, q, p.q_stride.row, tile * BM, n, tid);
+    load_rows_async<T, BM, D, NT>(sdO + slot * BM * P, dout, p.do_stride.row, tile * BM, n, tid);
+    load_stat_async<BM, NT>(sLse + slot * BM, lse, tile * BM, n, tid);
+    load_stat_async<BM, NT>(sDelta + slot * BM, delta, tile * BM, n, tid);
+  });
   const T* sKw = sK + warp * 16 * P;
   const T* sVw = sV + warp * 16 * P;
   int stage = 0;
-  for (int mt = next_query_tile(lay, 0, m_tiles, BM, n, n0, n1); mt < m_tiles;
-       mt = next_query_tile(lay, mt + 1, m_tiles, BM, n, n0, n1)) {
-    if (to_load < m_tiles) {
-      load_query_tile(to_load, (stage + S - 1) % S);
-      to_load = next_query_tile(lay, to_load + 1, m_tiles, BM, n, n0, n1);
-    }
-    cp_async_commit();
+  for (int mt = pipe.start(); mt < m_tiles; mt = pipe.next(mt + 1)) {
+    pipe.refill(stage);
     cp_async_wait<S - 1>();
     __syncthreads();
 
@@ -222,7 +182,7 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
   T* sdO = sQ + BM * P;
   T* sK = sdO + BM * P;  // kStages x kBlockN rows
   T* sV = sK + S * BN * P;
-  uint8_t* sLay = reinterpret_cast<uint8_t*>(sV + S * BN * P);
+  uint32_t* sLay = reinterpret_cast<uint32_t*>(sV + S * BN * P);
 
   const int n = p.tokens_total, L = p.tokens;
   const int m_tiles = (n + BM - 1) / BM, k_tiles = (n + BN - 1) / BN;
@@ -241,9 +201,8 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
   load_rows_async<T, BM, D, NT>(sQ, q, p.q_stride.row, m0, n, tid);
   load_rows_async<T, BM, D, NT>(sdO, dout, p.do_stride.row, m0, n, tid);
   cp_async_commit();
-  unpack_layout(sLay, p.layout, p.frames, tid, NT);
+  const FrameLayout lay = load_layout(sLay, p.layout, p.frames, L, tid, NT);
   __syncthreads();
-  const FrameLayout lay{sLay, p.frames, L};
 
   // Per-row statistics in registers; rows past N get lse = +inf, so their P is 0.
   int row[2], qf[2];
@@ -283,29 +242,15 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
     __syncthreads();
   }
 
-  int to_load = next_key_tile(lay, 0, k_tiles, BN, n, m0, m1);
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (to_load < k_tiles) {
-      load_rows_async<T, BN, D, NT>(sK + s * BN * P, k, p.k_stride.row, to_load * BN, n, tid);
-      load_rows_async<T, BN, D, NT>(sV + s * BN * P, v, p.v_stride.row, to_load * BN, n, tid);
-      to_load = next_key_tile(lay, to_load + 1, k_tiles, BN, n, m0, m1);
-    }
-    cp_async_commit();
-  }
-
+  auto pipe = tile_pipeline<S>(lay, k_tiles, BN, n, m0, m1, /*by_key=*/false, [&](int tile, int slot) {
+    load_rows_async<T, BN, D, NT>(sK + slot * BN * P, k, p.k_stride.row, tile * BN, n, tid);
+    load_rows_async<T, BN, D, NT>(sV + slot * BN * P, v, p.v_stride.row, tile * BN, n, tid);
+  });
   const T* sQw = sQ + warp * 16 * P;
   const T* sdOw = sdO + warp * 16 * P;
   int stage = 0;
-  for (int kt = next_key_tile(lay, 0, k_tiles, BN, n, m0, m1); kt < k_tiles;
-       kt = next_key_tile(lay, kt + 1, k_tiles, BN, n, m0, m1)) {
-    if (to_load < k_tiles) {
-      const int s = (stage + S - 1) % S;
-      load_rows_async<T, BN, D, NT>(sK + s * BN * P, k, p.k_stride.row, to_load * BN, n, tid);
-      load_rows_async<T, BN, D, NT>(sV + s * BN * P, v, p.v_stride.row, to_load * BN, n, tid);
-      to_load = next_key_tile(lay, to_load + 1, k_tiles, BN, n, m0, m1);
-    }
-    cp_async_commit();
+  for (int kt = pipe.start(); kt < k_tiles; kt = pipe.next(kt + 1)) {
+    pipe.refill(stage);
     cp_async_wait<S - 1>();
     __syncthreads();
 
@@ -345,35 +290,21 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
   store_warp_rows<T, D>(dq_out, sQ + warp * 16 * P, dq, sc2, m0 + warp * 16, n, lane);
 }
 
-template <class Kernel>
-void launch_with_smem(Kernel kernel, int64_t blocks, int threads, size_t smem, const BwdParams& p,
-                      cudaStream_t stream, const char* what) {
-  TORCH_CHECK(blocks <= INT32_MAX, "kron_attn.attention_bwd: too many blocks for ", what, ": ", blocks);
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  kernel<<<static_cast<unsigned>(blocks), threads, smem, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
 // delta, dK and dV, then dQ, in order on one stream.
 template <int D, class T>
 void run_bwd(const BwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   using KV = BwdKVTraits<D>;
   using Q = BwdQTraits<D>;
   const size_t lay = layout_smem_bytes(p.frames);
-  const int64_t n = p.tokens_total;
-
-  const int64_t rows = batch_heads * n;
+  const int64_t n = p.tokens_total, rows = batch_heads * n;
   constexpr int kRowsPerBlock = 8;  // one warp per row
-  const int64_t delta_blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  TORCH_CHECK(delta_blocks <= INT32_MAX, "kron_attn.attention_bwd: too many rows: ", rows);
-  delta_kernel<T><<<static_cast<unsigned>(delta_blocks), 32 * kRowsPerBlock, 0, stream>>>(
-      static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.delta, p.heads, p.tokens_total, D,
-      rows);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  launch_with_smem(bwd_kv_kernel<KV, T>, (n + KV::kBlockN - 1) / KV::kBlockN * batch_heads, KV::kThreads,
-                   KV::kSmemElems * sizeof(T) + KV::kSmemFloats * sizeof(float) + lay, p, stream, "dK/dV");
-  launch_with_smem(bwd_q_kernel<Q, T>, (n + Q::kBlockM - 1) / Q::kBlockM * batch_heads, Q::kThreads,
-                   Q::kSmemElems * sizeof(T) + lay, p, stream, "dQ");
+  launch_kernel(delta_kernel<T>, "delta_kernel", (rows + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock, 0,
+                stream, static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.delta, p.heads,
+                p.tokens_total, D, rows);
+  launch_kernel(bwd_kv_kernel<KV, T>, "bwd_kv_kernel", (n + KV::kBlockN - 1) / KV::kBlockN * batch_heads,
+                KV::kThreads, KV::kSmemElems * sizeof(T) + KV::kSmemFloats * sizeof(float) + lay, stream, p);
+  launch_kernel(bwd_q_kernel<Q, T>, "bwd_q_kernel", (n + Q::kBlockM - 1) / Q::kBlockM * batch_heads, Q::kThreads,
+                Q::kSmemElems * sizeof(T) + lay, stream, p);
 }
 
 }  // namespace kron_attn::cuda

@@ -1,5 +1,6 @@
 // Device building blocks shared by the kernels: PTX wrappers (cp.async, ldmatrix,
-// mma.m16n8k16), tile loads, and the two warp-level products every kernel is made of.
+// mma.m16n8k16), tile loads, the layout in shared memory, the element mask, the cp.async
+// pipeline over scheduled tiles, and the two warp-level products every kernel is made of.
 //
 // Fragment layouts of mma.m16n8k16 (PTX ISA, "matrix fragments for mma.m16n8k16"), with
 // g = lane / 4 (group) and t = lane % 4 (thread in group):
@@ -14,6 +15,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "../schedule.h"
@@ -23,6 +25,26 @@ namespace kron_attn::cuda {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+
+#ifdef KRON_ATTN_EMULATE
+// Compiled for the SIMT emulator (csrc/cuda_emu): the PTX below runs as calls into it. These
+// wrappers (and Elem<T>::mma) are the only source that differs between GPU and emulator.
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  emu::cp_async(dst, src, 16, valid ? 16 : 0);
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
+  emu::cp_async(dst, src, 4, valid ? 4 : 0);
+}
+__device__ __forceinline__ void cp_async_commit() { emu::cp_async_commit(); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  emu::cp_async_wait(N);
+}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) { emu::ldmatrix_x4(r, p, false); }
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) { emu::ldmatrix_x4(r, p, true); }
+
+#else
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -64,6 +86,8 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "memory");
 }
 
+#endif
+
 // Element-type specifics: the mma variant, packing two floats into one A register, and the
 // conversion to float (torch builds with __CUDA_NO_*_CONVERSIONS__, so nothing is implicit).
 template <class T>
@@ -72,11 +96,15 @@ struct Elem;
 template <>
 struct Elem<__nv_bfloat16> {
   __device__ __forceinline__ static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#ifdef KRON_ATTN_EMULATE
+    emu::mma_m16n8k16(emu::MmaType::kBF16, d, a, b0, b1);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
   }
   // lo goes to the low half: the element with the smaller column index.
   __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
@@ -89,11 +117,15 @@ struct Elem<__nv_bfloat16> {
 template <>
 struct Elem<__half> {
   __device__ __forceinline__ static void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#ifdef KRON_ATTN_EMULATE
+    emu::mma_m16n8k16(emu::MmaType::kF16, d, a, b0, b1);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
   }
   __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
     const __half2 v = __floats2half2_rn(lo, hi);
@@ -179,19 +211,22 @@ __device__ __forceinline__ void load_stat_async(float* dst, const float* src, in
   }
 }
 
-// The T x T layout as one byte per frame pair in shared memory, the form FrameLayout
-// (schedule.h) reads, so the device uses the very same tile_kind / needs_self_term code as the
-// host. Callers synchronise before reading it.
-__device__ __forceinline__ void unpack_layout(uint8_t* dst, const LayoutBits& bits, int frames, int tid,
-                                              int threads) {
-  for (int i = tid; i < frames * frames; i += threads) {
-    const int t = i / frames, u = i % frames;
-    dst[i] = static_cast<uint8_t>((bits.words[t * kLayoutRowWords + (u >> 5)] >> (u & 31)) & 1u);
+// The layout's T packed rows (schedule.h, T²/8 bytes) copied from the kernel parameters to shared
+// memory, where FrameLayout reads them: the device runs the very same tile_kind / next_tile /
+// needs_self_term code as the host. Callers synchronise before reading it.
+__device__ __forceinline__ FrameLayout load_layout(uint32_t* dst, const LayoutBits& bits, int frames, int tokens,
+                                                   int tid, int threads) {
+  const int row_words = layout_row_words(frames);
+  for (int i = tid; i < frames * row_words; i += threads) {
+    dst[i] = bits.words[(i / row_words) * kLayoutRowWords + i % row_words];
   }
+  return FrameLayout{dst, row_words, frames, tokens};
 }
 
-// Shared-memory bytes of the unpacked layout, rounded to 16 so any later region stays aligned.
-inline constexpr size_t layout_smem_bytes(int frames) { return (static_cast<size_t>(frames) * frames + 15) / 16 * 16; }
+// Shared-memory bytes of the packed layout, rounded to 16 so any later region stays aligned.
+inline constexpr size_t layout_smem_bytes(int frames) {
+  return (static_cast<size_t>(frames) * ((frames + 31) / 32) * 4 + 15) / 16 * 16;
+}
 
 // Dot product of two shared-memory rows of length kD, split over the 4 lanes of a quad (each
 // takes a contiguous quarter) and summed with two shuffles, so all 4 lanes hold the result.
@@ -247,25 +282,72 @@ __device__ __forceinline__ void store_warp_rows(T* out, T* tile, const float (&a
   }
 }
 
-// The key tiles of a row tile in schedule order: the first tile >= from that the block schedule
-// does not skip (tile_kind of schedule.h), or `count` when none is left.
-__device__ __forceinline__ int next_key_tile(const FrameLayout& lay, int from, int count, int block, int n, int m0,
-                                             int m1) {
-  for (int j = from; j < count; ++j) {
-    const int n0 = j * block, n1 = min(n0 + block, n);
-    if (tile_kind(lay, m0, m1, n0, n1) != TILE_SKIP) return j;
+// The score-side mask of one (row tile, column tile) product held in C fragments: rows are the
+// fragment rows (frame rf[half]), columns col0 + 8j + 2t + e. Every column past N is masked; the
+// layout is read only on PARTIAL tiles. `transposed`: rows are keys and columns queries, so the
+// layout is read as layout[column frame][row frame].
+template <int kCols>
+__device__ __forceinline__ void mask_fragment(bool (&ok)[kCols / 8][4], const FrameLayout& lay, bool partial,
+                                              const int (&rf)[2], int col0, int n, int t, bool transposed) {
+#pragma unroll
+  for (int j = 0; j < kCols / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int col = col0 + 8 * j + 2 * t + e;
+      const bool in = col < n;
+      ok[j][e] = in;
+      ok[j][2 + e] = in;
+      if (partial && in) {
+        const int cf = col / lay.tokens;
+        ok[j][e] = transposed ? lay.allowed(cf, rf[0]) : lay.allowed(rf[0], cf);
+        ok[j][2 + e] = transposed ? lay.allowed(cf, rf[1]) : lay.allowed(rf[1], cf);
+      }
+    }
   }
-  return count;
 }
 
-// The query tiles that see a key tile, in order (the transposed schedule of the backward).
-__device__ __forceinline__ int next_query_tile(const FrameLayout& lay, int from, int count, int block, int n, int n0,
-                                               int n1) {
-  for (int j = from; j < count; ++j) {
-    const int m0 = j * block, m1 = min(m0 + block, n);
-    if (tile_kind(lay, m0, m1, n0, n1) != TILE_SKIP) return j;
+// The cp.async pipeline over the column tiles the block schedule keeps for one row tile: kStages
+// shared-memory slots; start() loads the first kStages - 1 scheduled tiles and returns the first
+// tile, refill(stage) at each step loads the next one into the slot the previous step used. Each
+// of them commits exactly one group (empty when nothing is left), so cp_async_wait<kStages - 1>
+// after refill always covers the current step's tile. load(tile, slot) issues the copies.
+template <int kStages, class Load>
+struct TilePipeline {
+  const FrameLayout& lay;
+  int count, block, n, r0, r1;
+  bool by_key;
+  Load load;
+  int to_load = 0;
+
+  __device__ __forceinline__ int next(int from) const { return next_tile(lay, from, count, block, n, r0, r1, by_key); }
+
+  __device__ __forceinline__ int start() {
+    to_load = next(0);
+    const int first = to_load;
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (to_load < count) {
+        load(to_load, s);
+        to_load = next(to_load + 1);
+      }
+      cp_async_commit();
+    }
+    return first;
   }
-  return count;
+
+  __device__ __forceinline__ void refill(int stage) {
+    if (to_load < count) {
+      load(to_load, (stage + kStages - 1) % kStages);
+      to_load = next(to_load + 1);
+    }
+    cp_async_commit();
+  }
+};
+
+template <int kStages, class Load>
+__device__ __forceinline__ TilePipeline<kStages, Load> tile_pipeline(const FrameLayout& lay, int count, int block,
+                                                                     int n, int r0, int r1, bool by_key, Load load) {
+  return TilePipeline<kStages, Load>{lay, count, block, n, r0, r1, by_key, load};
 }
 
 }  // namespace kron_attn::cuda

@@ -2,7 +2,7 @@
 // keeps, with the self term seeding the softmax.
 //
 // One CTA = one (b, h) and kBlockM queries; warp w owns queries [16w, 16w + 16) of the tile.
-//   prologue   Q tile -> smem; layout bits -> smem bytes; if a row's own frame pair is blocked,
+//   prologue   Q tile -> smem; layout bits -> smem; if a row's own frame pair is blocked,
 //              K, V rows of the query positions -> smem and the self score q_i·k_i, v_i seed
 //              that row's (max, sum, acc): every row starts non-empty.
 //   main loop  for each key tile j that tile_kind() does not SKIP (cp.async, kStages buffers):
@@ -13,13 +13,12 @@
 //   epilogue   out = acc / l, lse = (m + log2 l) ln 2.
 #pragma once
 
-#include <c10/cuda/CUDAException.h>
-#include <c10/util/Exception.h>
 #include <math.h>
 
 #include "device_utils.h"
 #include "kernel_traits.h"
 #include "launch.h"
+#include "launch_kernel.h"
 
 namespace kron_attn::cuda {
 
@@ -34,7 +33,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_c
   T* sQ = reinterpret_cast<T*>(smem);
   T* sK = sQ + BM * P;
   T* sV = sK + S * BN * P;
-  uint8_t* sLay = reinterpret_cast<uint8_t*>(sV + S * BN * P);
+  uint32_t* sLay = reinterpret_cast<uint32_t*>(sV + S * BN * P);
 
   const int n = p.tokens_total, L = p.tokens;
   const int m_tiles = (n + BM - 1) / BM, k_tiles = (n + BN - 1) / BN;
@@ -49,9 +48,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_c
 
   load_rows_async<T, BM, D, NT>(sQ, q, p.q_stride.row, m0, n, tid);
   cp_async_commit();
-  unpack_layout(sLay, p.layout, p.frames, tid, NT);
+  const FrameLayout lay = load_layout(sLay, p.layout, p.frames, L, tid, NT);
   __syncthreads();
-  const FrameLayout lay{sLay, p.frames, L};
 
   // This thread's two rows (C-fragment rows g and g + 8 of its warp) and their frames; rows
   // past N get frame T - 1 so that layout lookups stay in bounds (their results are dropped).
@@ -91,30 +89,13 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_c
     __syncthreads();  // the pipeline below overwrites sK, sV
   }
 
-  // Prologue of the pipeline: the first kStages - 1 scheduled key tiles. One commit per slot,
-  // even when empty, keeps the wait_group arithmetic uniform.
-  int to_load = next_key_tile(lay, 0, k_tiles, BN, n, m0, m1);
-#pragma unroll
-  for (int s = 0; s < S - 1; ++s) {
-    if (to_load < k_tiles) {
-      load_rows_async<T, BN, D, NT>(sK + s * BN * P, k, p.k_stride.row, to_load * BN, n, tid);
-      load_rows_async<T, BN, D, NT>(sV + s * BN * P, v, p.v_stride.row, to_load * BN, n, tid);
-      to_load = next_key_tile(lay, to_load + 1, k_tiles, BN, n, m0, m1);
-    }
-    cp_async_commit();
-  }
-
+  auto pipe = tile_pipeline<S>(lay, k_tiles, BN, n, m0, m1, /*by_key=*/false, [&](int tile, int slot) {
+    load_rows_async<T, BN, D, NT>(sK + slot * BN * P, k, p.k_stride.row, tile * BN, n, tid);
+    load_rows_async<T, BN, D, NT>(sV + slot * BN * P, v, p.v_stride.row, tile * BN, n, tid);
+  });
   int stage = 0;
-  for (int kt = next_key_tile(lay, 0, k_tiles, BN, n, m0, m1); kt < k_tiles;
-       kt = next_key_tile(lay, kt + 1, k_tiles, BN, n, m0, m1)) {
-    // Refill the buffer computed on in the previous step (released by its closing barrier).
-    if (to_load < k_tiles) {
-      const int s = (stage + S - 1) % S;
-      load_rows_async<T, BN, D, NT>(sK + s * BN * P, k, p.k_stride.row, to_load * BN, n, tid);
-      load_rows_async<T, BN, D, NT>(sV + s * BN * P, v, p.v_stride.row, to_load * BN, n, tid);
-      to_load = next_key_tile(lay, to_load + 1, k_tiles, BN, n, m0, m1);
-    }
-    cp_async_commit();
+  for (int kt = pipe.start(); kt < k_tiles; kt = pipe.next(kt + 1)) {
+    pipe.refill(stage);      // into the slot the previous step computed on (released by its barrier)
     cp_async_wait<S - 1>();  // this step's tile (and the Q tile) have landed
     __syncthreads();
 
@@ -126,21 +107,12 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_c
     warp_gemm_abt<T, BN, D>(sc, sQw, P, sKs, P, lane);
 
     const int n0 = kt * BN, n1 = min(n0 + BN, n);
-    const bool partial = tile_kind(lay, m0, m1, n0, n1) == TILE_PARTIAL;
+    bool ok[BN / 8][4];
+    mask_fragment<BN>(ok, lay, tile_kind(lay, m0, m1, n0, n1) == TILE_PARTIAL, qf, n0, n, t, /*transposed=*/false);
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int col = n0 + 8 * j + 2 * t + e;
-        bool ok[2] = {col < n, col < n};
-        if (partial && col < n) {
-          const int kf = col / L;
-          ok[0] = lay.allowed(qf[0], kf);
-          ok[1] = lay.allowed(qf[1], kf);
-        }
-        sc[j][e] = ok[0] ? sc[j][e] * p.scale_log2 : -INFINITY;
-        sc[j][2 + e] = ok[1] ? sc[j][2 + e] * p.scale_log2 : -INFINITY;
-      }
+      for (int c = 0; c < 4; ++c) sc[j][c] = ok[j][c] ? sc[j][c] * p.scale_log2 : -INFINITY;
     }
 
 #pragma unroll
@@ -189,22 +161,13 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_c
 }
 
 // Grid: one CTA per (query tile, b, h), the query tiles of one (b, h) adjacent so that CTAs
-// running together share K and V in L2. Dynamic shared memory: the tiles plus T² layout bytes.
-template <class Traits, class T>
-void launch_fwd(const FwdParams& p, int64_t batch_heads, cudaStream_t stream) {
-  const int64_t tiles = (p.tokens_total + Traits::kBlockM - 1) / Traits::kBlockM;
-  const int64_t blocks = tiles * batch_heads;
-  TORCH_CHECK(blocks <= INT32_MAX, "kron_attn.attention_fwd: too many (B, H, tile) blocks: ", blocks);
-  const size_t smem = Traits::kSmemElems * sizeof(T) + layout_smem_bytes(p.frames);
-  auto kernel = fwd_kernel<Traits, T>;
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  kernel<<<static_cast<unsigned>(blocks), Traits::kThreads, smem, stream>>>(p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
+// running together share K and V in L2. Dynamic shared memory: the tiles plus the layout bits.
 template <int D, class T>
 void run_fwd(const FwdParams& p, int64_t batch_heads, cudaStream_t stream) {
-  launch_fwd<FwdTraits<D>, T>(p, batch_heads, stream);
+  using Traits = FwdTraits<D>;
+  const int64_t tiles = (p.tokens_total + Traits::kBlockM - 1) / Traits::kBlockM;
+  launch_kernel(fwd_kernel<Traits, T>, "fwd_kernel", tiles * batch_heads, Traits::kThreads,
+                Traits::kSmemElems * sizeof(T) + layout_smem_bytes(p.frames), stream, p);
 }
 
 }  // namespace kron_attn::cuda

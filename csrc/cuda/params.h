@@ -5,12 +5,13 @@
 
 #include <stdint.h>
 
+#include "coverage.h"
+
 namespace kron_attn::cuda {
 
-// The layout travels inside the kernel parameters: row t is kLayoutRowWords 32-bit words, bit
-// (u % 32) of word (u / 32) is layout[t][u]. 128 frames make 2 KiB, well under the 4 KiB
-// parameter limit of every CUDA version.
-constexpr int kMaxFrames = 128;
+// The layout in the kernel parameters: row t is kLayoutRowWords 32-bit words, bit (u % 32) of
+// word (u / 32) is layout[t][u] (schedule.h's packing with a fixed row pitch). 128 frames make
+// 2 KiB, well under the 4 KiB parameter limit of every CUDA version.
 constexpr int kLayoutRowWords = kMaxFrames / 32;
 
 struct LayoutBits {
