@@ -1,11 +1,13 @@
-"""Builds the kron_attn extension: the CPU kernel always, the CUDA kernel when the toolkit allows.
+"""Builds the kron_attn extensions: kron_attn._C (the CPU kernel always, the CUDA kernel when the
+toolkit allows) and kron_attn._cuda_emu (the CUDA kernels compiled for the host and run by the SIMT
+emulator: host compiler only, always built).
 
 Install as PyTorch extensions are installed: torch first, then
     pip install --no-build-isolation .
 Environment switches:
     KRON_ATTN_CUDA=0/1     force the CUDA kernel off/on (default: on when torch is a CUDA build
                            and nvcc is found; a GPU is never needed to build)
-    TORCH_CUDA_ARCH_LIST   CUDA architectures (default "8.0;9.0")
+    TORCH_CUDA_ARCH_LIST   CUDA architectures (default "8.0;9.0+PTX")
     DEBUG=1                -O0 -g
 """
 
@@ -50,25 +52,31 @@ def sources(with_cuda: bool) -> list[str]:
     if platform.machine().lower() in ("x86_64", "amd64"):
         srcs += ["csrc/cpu/kernel_avx2.cpp", "csrc/cpu/kernel_avx512.cpp"]
     if with_cuda:
-        # Host-side op wrappers (.cpp, host compiler) and one .cu per (direction, head dim).
+        # Host-side op wrappers (.cpp, host compiler) and the .cu files (one per direction and head
+        # dim under inst/, plus the image check).
         srcs += sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/**/*.cu", recursive=True))
     return srcs
 
 
+OPT = ["-O0", "-g"] if DEBUG else ["-O3"]
+# at::parallel_for is a header template over OpenMP: without -fopenmp it runs serially.
+CXX = OPT + ["-fvisibility=hidden", "-fopenmp"]
+
+
 def extension():
     with_cuda = want_cuda()
-    opt = ["-O0", "-g"] if DEBUG else ["-O3"]
-    # at::parallel_for is a header template over OpenMP: without -fopenmp it runs serially.
-    cxx = opt + ["-fvisibility=hidden", "-fopenmp"]
+    cxx = list(CXX)
     define_macros = []
     srcs = sources(with_cuda)
     has_cu = any(s.endswith(".cu") for s in srcs)
     if with_cuda and has_cu:
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
         # -Xptxas=-v prints registers, shared memory and spills per kernel (docs/cuda_kernel.md);
         # torch adds -std=c++20 itself.
-        nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo", "--use_fast_math", "-Xptxas=-v"]
+        nvcc = OPT + ["--expt-relaxed-constexpr", "-lineinfo", "--use_fast_math", "-Xptxas=-v"]
         define_macros.append(("KRON_ATTN_WITH_CUDA", None))
+        # A C string literal (torch quotes each flag for the shell of the ninja build).
+        define_macros.append(("KRON_ATTN_CUDA_ARCHS", '"' + archs + '"'))
         return cpp_extension.CUDAExtension(
             "kron_attn._C",
             srcs,
@@ -81,9 +89,44 @@ def extension():
     )
 
 
+EMULATOR = "kron_attn._cuda_emu"
+# The kernel translation units: compiled with ThreadSanitizer's instrumentation, whose entry
+# points the emulator defines itself (csrc/cuda_emu/simt.h), and in definition order so that the
+# shared-memory guards stay around the array.
+EMULATED = ["csrc/cuda_emu/emulated_fwd.cpp", "csrc/cuda_emu/emulated_bwd.cpp", "csrc/cuda_emu/shared_memory.cpp"]
+EMULATED_FLAGS = ["-O2", "-fsanitize=thread", "-fno-toplevel-reorder", "-fno-strict-aliasing", "-fno-extern-tls-init"]
+
+
+def emulator():
+    return cpp_extension.CppExtension(
+        EMULATOR,
+        ["csrc/cuda_emu/simt.cpp", "csrc/cuda_emu/attention_emu.cpp", "csrc/cuda_emu/python_module.cpp"],
+        include_dirs=[os.path.join(ROOT, "csrc/cuda_emu/include")],  # stand-ins for the CUDA headers
+        define_macros=[("KRON_ATTN_EMULATE", None)],
+        extra_compile_args={"cxx": list(CXX)},
+        extra_link_args=["-fopenmp"],
+    )
+
+
+class BuildExtension(cpp_extension.BuildExtension):
+    """torch's build, plus the emulated kernels compiled with their own flags."""
+
+    def build_extension(self, ext):
+        if ext.name == EMULATOR:
+            flags = [f for f in ext.extra_compile_args["cxx"] if f not in OPT] + EMULATED_FLAGS
+            ext.extra_objects = self.compiler.compile(
+                EMULATED,
+                output_dir=os.path.join(self.build_temp, "emulated"),
+                macros=ext.define_macros,
+                include_dirs=ext.include_dirs,
+                extra_postargs={"cxx": flags},
+            )
+        super().build_extension(ext)
+
+
 setup(
     packages=find_packages(include=["kron_attn", "kron_attn.*", "claver", "claver.*"]),
     package_data={"claver": ["model_configs/*.json", "labels/*.csv", "prompts/data/*.json"]},
-    ext_modules=[extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    ext_modules=[extension(), emulator()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from . import _C, ops, reference
+from . import _C, cuda_emu, ops, reference
 from . import triton as triton_backend
 from .layouts import LayoutLike, resolve
 
-BACKENDS = ("auto", "cpu", "cuda", "triton", "reference")
+BACKENDS = ("auto", "cpu", "cuda", "triton", "reference", "cuda_emu")
 
-# What the compiled CUDA kernel covers (csrc/cuda/launch.h, params.h). float32 runs there in
-# bfloat16, so ``backend="auto"`` prefers Triton's true float32 for it when Triton is present.
-CUDA_HEAD_DIMS = (32, 64, 96, 128)
-CUDA_MAX_FRAMES = 128
-CUDA_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+@functools.cache
+def cuda_coverage() -> dict:
+    """What the CUDA kernels cover, as the extension states it (csrc/cuda/coverage.h): head dims,
+    max frames, dtypes (float32 computed in bfloat16), minimum compute capability, built archs."""
+    return _C.cuda_coverage()
 
 
 def available_backends() -> list[str]:
     """Backends this build can run: ``"cpu"`` and ``"reference"`` always, ``"cuda"`` when the CUDA
-    kernel was compiled and a GPU is visible, ``"triton"`` when Triton is installed and a GPU is
-    visible (or ``TRITON_INTERPRET=1`` is set)."""
+    kernel was compiled and a GPU that can run it is visible, ``"triton"`` when Triton is installed
+    and a GPU is visible (or ``TRITON_INTERPRET=1`` is set), ``"cuda_emu"`` (the CUDA kernels on
+    CPU tensors, emulated) when the emulator module was built."""
     names = ["cpu"]
-    if _C.has_cuda() and torch.cuda.is_available():
+    if _C.has_cuda() and torch.cuda.is_available() and any(_cuda_runs_on(i) for i in range(torch.cuda.device_count())):
         names.append("cuda")
     if triton_backend.available():
         names.append("triton")
     names.append("reference")
+    if cuda_emu.available():
+        names.append("cuda_emu")
     return names
 
 
@@ -49,7 +55,9 @@ def attention(
         layout: a preset (``"kmt"``, ``"kmct"``, ``"joint"``, ``"frame"``) or a ``(T, T)`` bool
             tensor; token ``i`` attends token ``j`` iff ``layout[i // L, j // L] or i == j``.
         scale: score scale, ``1 / sqrt(D)`` by default.
-        backend: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"triton"`` or ``"reference"``.
+        backend: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"triton"``, ``"reference"``, or
+            ``"cuda_emu"`` (the CUDA kernels run on CPU tensors by the SIMT emulator: slow, for
+            testing them without a GPU; never chosen by ``"auto"``).
 
     Returns ``(B, H, N, D)`` in the input dtype; softmax statistics are kept in float32 (float64
     for float64 inputs). Differentiable in q, k, v. Under ``torch.autocast`` the inputs are cast
@@ -89,12 +97,24 @@ def attention(
         return reference.attention(q, k, v, frames, lay, scale)
     if backend == "triton":
         return triton_backend.attention(q, k, v, lay, float(scale))
+    if backend == "cuda_emu":
+        return cuda_emu.attention_fwd(q, k, v, lay, float(scale))[0]
     return ops.attention_fwd(q, k, v, lay, float(scale))[0]
 
 
 def cuda_kernel_covers(dtype: torch.dtype, head_dim: int, frames: int) -> bool:
-    """Whether the compiled CUDA kernel handles this dtype, head dim and frame count."""
-    return _C.has_cuda() and dtype in CUDA_DTYPES and head_dim in CUDA_HEAD_DIMS and frames <= CUDA_MAX_FRAMES
+    """Whether the CUDA kernels handle this dtype, head dim and frame count (compiled or not)."""
+    cov = cuda_coverage()
+    return (
+        str(dtype).removeprefix("torch.") in cov["dtypes"]
+        and head_dim in cov["head_dims"]
+        and (frames <= cov["max_frames"])
+    )
+
+
+@functools.cache
+def _cuda_runs_on(index: int) -> bool:
+    return _C.cuda_device_problem(index) == ""
 
 
 def _choose(backend: str, device: torch.device, dtype: torch.dtype, head_dim: int, frames: int) -> str:
@@ -103,16 +123,19 @@ def _choose(backend: str, device: torch.device, dtype: torch.dtype, head_dim: in
     if backend == "auto":
         if device.type == "cpu":
             return "cpu"
-        triton_ok = triton_backend.available(device) and dtype in triton_backend.DTYPES
-        # The CUDA kernel computes float32 in bfloat16; Triton keeps float32 exact.
-        exact_elsewhere = dtype == torch.float32 and triton_ok
-        if device.type == "cuda" and cuda_kernel_covers(dtype, head_dim, frames) and not exact_elsewhere:
-            return "cuda"
-        if triton_ok:
+        # Triton first until the CUDA kernel has passed on real hardware (issue 13); the CUDA
+        # kernel serves what Triton cannot, where it covers the case and the device can run it.
+        if triton_backend.available(device) and dtype in triton_backend.DTYPES:
             return "triton"
+        index = torch.cuda.current_device() if device.index is None else device.index
+        cuda_ok = _C.has_cuda() and device.type == "cuda" and _cuda_runs_on(index)
+        if cuda_ok and cuda_kernel_covers(dtype, head_dim, frames):
+            return "cuda"
         return "reference"
     if backend == "cpu" and device.type != "cpu":
         raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {device}")
+    if backend == "cuda_emu" and device.type != "cpu":
+        raise ValueError(f"backend='cuda_emu' runs the CUDA kernels on CPU tensors, got tensors on {device}")
     if backend == "cuda":
         if device.type != "cuda":
             raise ValueError(f"backend='cuda' needs CUDA tensors, got tensors on {device}")
