@@ -32,7 +32,7 @@ else
 fi
 
 # The kron_attn suites only: the image has no open_clip for the claver tests.
-timeout 300 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton.py tests/test_attention.py \
+timeout 300 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton.py tests/test_ops.py tests/test_attention.py \
     tests/test_errors.py tests/test_module.py > "$out/tests.log" 2>&1
 say "tests: $(tail -n 1 "$out/tests.log")"
 

@@ -1,7 +1,9 @@
-"""The CUDA kernel (csrc/cuda) against the float64 reference, per DESIGN §6.
+"""The CUDA kernel (csrc/cuda) on a GPU against the float64 reference, per DESIGN §6, on the
+shared cases of tests/harness.py and the canonical shapes.
 
 The GPU cases skip with a reason when no GPU (or no compiled kernel) is present; the build and
-backend-choice checks at the top run everywhere.
+backend-choice checks at the top run everywhere. The same kernels run on the CPU, emulated, in
+tests/test_cuda_emu.py.
 """
 
 import os
@@ -9,13 +11,11 @@ import os
 import pytest
 import torch
 from conftest import assert_close_by_rule, sample_inputs
+from harness import Case, cases_for, check
 
 import kron_attn
 from kron_attn import _C, api, ops
 from kron_attn.layouts import preset
-
-PRESETS = ["kmt", "kmct", "joint", "frame"]
-LOW = [torch.bfloat16, torch.float16]
 
 needs_gpu = pytest.mark.skipif(
     not (torch.cuda.is_available() and _C.has_cuda()),
@@ -36,19 +36,41 @@ def test_cuda_kernels_registered_iff_compiled():
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA") == _C.has_cuda()
 
 
+def test_coverage_is_exported_once():
+    cov = api.cuda_coverage()
+    assert cov["head_dims"] == [32, 64, 96, 128] and cov["max_frames"] == 128
+    assert cov["dtypes"] == ["bfloat16", "float16", "float32"] and cov["min_compute_capability"] == (8, 0)
+    assert api.cuda_kernel_covers(torch.bfloat16, 64, 128) and not api.cuda_kernel_covers(torch.float64, 64, 8)
+    assert not api.cuda_kernel_covers(torch.bfloat16, 80, 8) and not api.cuda_kernel_covers(torch.float16, 64, 129)
+
+
 @pytest.mark.parametrize("triton_ok", [True, False])
-def test_auto_backend_choice_on_cuda_tensors(monkeypatch, triton_ok):
+@pytest.mark.parametrize("device_ok", [True, False])
+def test_auto_backend_choice_on_cuda_tensors(monkeypatch, triton_ok, device_ok):
+    """Triton first (until the CUDA kernel has passed on hardware); the CUDA kernel where Triton
+    cannot serve, it covers the case and the device can run it; else the reference."""
     monkeypatch.setattr(api._C, "has_cuda", lambda: True)
     monkeypatch.setattr(api.triton_backend, "available", lambda device=None: triton_ok)
+    monkeypatch.setattr(api, "_cuda_runs_on", lambda index: device_ok)
+    monkeypatch.setattr(api.torch.cuda, "current_device", lambda: 0)
     cuda = torch.device("cuda")
-    fallback = "triton" if triton_ok else "reference"
-    assert api._choose("auto", cuda, torch.bfloat16, 64, 8) == "cuda"
-    assert api._choose("auto", cuda, torch.float16, 32, 128) == "cuda"
-    assert api._choose("auto", cuda, torch.bfloat16, 80, 8) == fallback  # head dim not compiled
-    assert api._choose("auto", cuda, torch.bfloat16, 64, 129) == fallback  # too many frames
-    # float32 runs in bfloat16 on the CUDA kernel: Triton keeps it exact when present.
-    assert api._choose("auto", cuda, torch.float32, 64, 8) == ("triton" if triton_ok else "cuda")
+    if triton_ok:
+        for dtype, d, t in [(torch.bfloat16, 64, 8), (torch.float32, 64, 8), (torch.bfloat16, 80, 8)]:
+            assert api._choose("auto", cuda, dtype, d, t) == "triton"
+    else:
+        covered = "cuda" if device_ok else "reference"
+        assert api._choose("auto", cuda, torch.bfloat16, 64, 8) == covered
+        assert api._choose("auto", cuda, torch.float16, 32, 128) == covered
+        assert api._choose("auto", cuda, torch.float32, 64, 8) == covered  # computed in bfloat16
+        assert api._choose("auto", cuda, torch.bfloat16, 80, 8) == "reference"  # head dim not compiled
+        assert api._choose("auto", cuda, torch.bfloat16, 64, 129) == "reference"  # too many frames
     assert api._choose("auto", cuda, torch.float64, 64, 8) == "reference"
+
+
+def test_device_problem_without_the_kernel():
+    if _C.has_cuda():
+        pytest.skip("this build has the CUDA kernel")
+    assert "no CUDA kernel" in _C.cuda_device_problem(0)
 
 
 # ---- GPU ---------------------------------------------------------------------------------
@@ -58,45 +80,10 @@ def cuda_inputs(b, h, t, l, d, dtype, device="cuda", seed=0):
     return sample_inputs(b, h, t, l, d, dtype, device=device, requires_grad=True, seed=seed)
 
 
-def grads(out, inputs, seed=1):
-    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return torch.autograd.grad(out, inputs, g.to(device=out.device, dtype=out.dtype))
-
-
-def check_by_rule(b, h, t, l, d, layout, dtype, device="cuda", scale=None):
-    """Forward and gradients of the CUDA kernel vs float64, by the 2x rule of DESIGN §6."""
-    q, k, v = cuda_inputs(b, h, t, l, d, dtype, device)
-    q64, k64, v64 = (x.detach().double().requires_grad_() for x in (q, k, v))
-    exact = kron_attn.reference.attention(q64, k64, v64, t, layout, scale)
-    ours = kron_attn.attention(q, k, v, frames=t, layout=layout, scale=scale, backend="cuda")
-    lowp = kron_attn.reference.attention(q, k, v, t, layout, scale)
-    assert ours.dtype == dtype and ours.device == q.device
-    assert torch.isfinite(ours).all()
-    assert_close_by_rule(ours, lowp, exact, "out")
-    g_exact = grads(exact, (q64, k64, v64))
-    for name, a, c, e in zip("qkv", grads(ours, (q, k, v)), grads(lowp, (q, k, v)), g_exact):
-        assert torch.isfinite(a).all(), f"d{name} not finite"
-        assert_close_by_rule(a, c, e, f"d{name}")
-
-
-ODD_SHAPES = [
-    (1, 2, 1, 1, 64),  # one token
-    (2, 2, 4, 1, 32),  # L = 1: every token its own frame
-    (1, 2, 1, 197, 64),  # T = 1
-    (2, 3, 3, 197, 96),
-    (1, 2, 5, 50, 128),
-    (2, 1, 7, 33, 32),
-    (1, 1, 3, 257, 64),
-    (1, 2, 16, 9, 128),  # tiles spanning many frames
-]
-
-
 @needs_gpu
-@pytest.mark.parametrize("dtype", LOW)
-@pytest.mark.parametrize("layout", PRESETS)
-@pytest.mark.parametrize("b,h,t,l,d", ODD_SHAPES)
-def test_presets_odd_shapes(b, h, t, l, d, layout, dtype):
-    check_by_rule(b, h, t, l, d, layout, dtype)
+@pytest.mark.parametrize("case", cases_for("cuda"), ids=str)
+def test_matches_reference(case):
+    check("cuda", case)
 
 
 CANONICAL = {  # DESIGN §6 shapes with B = 1 to keep the float64 reference small
@@ -112,20 +99,17 @@ CANONICAL = {  # DESIGN §6 shapes with B = 1 to keep the float64 reference smal
 @pytest.mark.parametrize("layout", ["kmt", "kmct"])
 @pytest.mark.parametrize("name", list(CANONICAL))
 def test_canonical_shapes_bfloat16(name, layout):
-    check_by_rule(*CANONICAL[name], layout, torch.bfloat16)
+    check("cuda", Case(*CANONICAL[name], layout))
 
 
 @needs_gpu
-@pytest.mark.parametrize("d", [32, 64, 96, 128])
-def test_random_custom_layouts(d):
-    g = torch.Generator().manual_seed(d)
-    for t, l in [(6, 37), (11, 20), (128, 2)]:
-        layout = torch.rand(t, t, generator=g) < 0.4
-        check_by_rule(1, 2, t, l, d, layout, torch.bfloat16, scale=0.3)
+def test_device_is_checked():
+    assert _C.cuda_device_problem(torch.cuda.current_device()) == ""
+    assert "cuda" in kron_attn.available_backends()
 
 
 @needs_gpu
-@pytest.mark.parametrize("dtype", LOW)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_lse_and_output_on_exactly_representable_inputs(dtype):
     """Inputs rounded to the dtype first, so the float64 result of the same numbers leaves only
     the kernel's own rounding: lse (never rounded to 16 bits) must agree to float32 accuracy."""
@@ -140,21 +124,6 @@ def test_lse_and_output_on_exactly_representable_inputs(dtype):
     torch.testing.assert_close(lse.double(), scores.logsumexp(-1), rtol=0, atol=2e-4)
     ref = torch.softmax(scores, -1) @ vd
     torch.testing.assert_close(out.double(), ref, rtol=0, atol=2e-2)
-
-
-@needs_gpu
-def test_float32_runs_in_bfloat16():
-    """float32 is computed in bfloat16 (csrc/cuda/attention_cuda.cu): bfloat16 accuracy by the
-    rule, measured against the reference computed in bfloat16."""
-    t, l, d = 4, 50, 64
-    q, k, v = cuda_inputs(2, 2, t, l, d, torch.float32)
-    exact = kron_attn.reference.attention(q.double(), k.double(), v.double(), t, "kmt")
-    ours = kron_attn.attention(q, k, v, frames=t, layout="kmt", backend="cuda")
-    bf = kron_attn.reference.attention(*(x.bfloat16() for x in (q, k, v)), t, "kmt")
-    assert ours.dtype == torch.float32
-    assert_close_by_rule(ours, bf, exact, "out")
-    ours.sum().backward()
-    assert all(torch.isfinite(x.grad).all() for x in (q, k, v))
 
 
 @needs_gpu
@@ -211,7 +180,8 @@ def test_empty_batch():
 @needs_gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_second_device():
-    check_by_rule(1, 2, 4, 50, 64, "kmct", torch.bfloat16, device="cuda:1")
+    with torch.cuda.device(1):  # "cuda" tensors land on cuda:1
+        check("cuda", Case(1, 2, 4, 50, 64, "kmct"))
 
 
 @needs_gpu
@@ -252,80 +222,3 @@ def test_compile_fullgraph():
     torch.testing.assert_close(out, block(x), atol=2e-2, rtol=2e-2)
     out.float().sum().backward()
     assert torch.isfinite(x.grad).all()
-
-
-@needs_gpu
-def test_opcheck():
-    q, k, v = (x.detach() for x in cuda_inputs(1, 2, 3, 20, 64, torch.bfloat16))
-    lay = preset("kmt", 3)
-    torch.library.opcheck(torch.ops.kron_attn.attention_fwd.default, (q, k, v, lay, 0.125))
-    out, lse = ops.attention_fwd(q, k, v, lay, 0.125)
-    args = (torch.randn_like(out), q, k, v, out, lse, lay, 0.125)
-    torch.library.opcheck(torch.ops.kron_attn.attention_bwd.default, args)
-
-
-# ---- everywhere: the fragment addressing of csrc/cuda/device_utils.h, emulated ------------
-
-
-def _ldmatrix_x4(smem, row_col_of_lane, trans=False):
-    """ldmatrix.x4: lanes 8i..8i+7 address the rows of matrix i; register i of lane l receives
-    (row l // 4, cols 2(l % 4), +1) of matrix i (of its transpose with .trans)."""
-    regs = torch.zeros(32, 4, 2, dtype=torch.float64)
-    for i in range(4):
-        mat = torch.stack([smem[r, c : c + 8] for r, c in (row_col_of_lane(8 * i + j) for j in range(8))])
-        mat = mat.T if trans else mat
-        for lane in range(32):
-            regs[lane, i] = mat[lane // 4, 2 * (lane % 4) : 2 * (lane % 4) + 2]
-    return regs
-
-
-def _mma_m16n8k16(acc, a, b0, b1):
-    """acc (32, 4) += A B with the PTX fragment tables of mma.m16n8k16 (f32 accumulators)."""
-    A, B = torch.zeros(16, 16, dtype=torch.float64), torch.zeros(16, 8, dtype=torch.float64)
-    for lane in range(32):
-        g, t = lane // 4, 2 * (lane % 4)
-        A[g, t : t + 2], A[g + 8, t : t + 2], A[g, t + 8 : t + 10], A[g + 8, t + 8 : t + 10] = a[lane]
-        B[t : t + 2, g], B[t + 8 : t + 10, g] = b0[lane], b1[lane]
-    C = A @ B
-    for lane in range(32):
-        g, t = lane // 4, 2 * (lane % 4)
-        acc[lane] += torch.stack([C[g, t], C[g, t + 1], C[g + 8, t], C[g + 8, t + 1]])
-
-
-def _dense(acc):
-    out = torch.zeros(16, acc.shape[1] * 8, dtype=torch.float64)
-    for lane in range(32):
-        g, t = lane // 4, 2 * (lane % 4)
-        for j in range(acc.shape[1]):
-            out[g, 8 * j + t : 8 * j + t + 2] = acc[lane, j, 0:2]
-            out[g + 8, 8 * j + t : 8 * j + t + 2] = acc[lane, j, 2:4]
-    return out
-
-
-def test_fragment_addressing_emulation():
-    """The per-lane ldmatrix addresses and register order of warp_gemm_abt and warp_gemm_rega_b
-    (device_utils.h), mirrored here, give A Bᵀ and (A Bᵀ) C under an emulation of ldmatrix and
-    mma.m16n8k16 written from the PTX fragment tables."""
-    g = torch.Generator().manual_seed(0)
-    n, k = 32, 32
-    a, b, c = (torch.randn(r, k, generator=g, dtype=torch.float64) for r in (16, n, n))
-    s = torch.zeros(32, n // 8, 4, dtype=torch.float64)
-    for kk in range(k // 16):
-        af = _ldmatrix_x4(a, lambda lane, kk=kk: (lane % 16, (lane // 16) * 8 + kk * 16))
-        for nn in range(n // 16):
-            bf = _ldmatrix_x4(
-                b, lambda lane, kk=kk, nn=nn: (lane % 8 + (lane // 16) * 8 + nn * 16, (lane // 8) % 2 * 8 + kk * 16)
-            )
-            _mma_m16n8k16(s[:, 2 * nn], af, bf[:, 0], bf[:, 1])
-            _mma_m16n8k16(s[:, 2 * nn + 1], af, bf[:, 2], bf[:, 3])
-    torch.testing.assert_close(_dense(s), a @ b.T)
-    o = torch.zeros(32, k // 8, 4, dtype=torch.float64)
-    for kk in range(n // 16):  # the C fragments of S repacked as A registers (P V)
-        af = torch.stack([s[:, 2 * kk, 0:2], s[:, 2 * kk, 2:4], s[:, 2 * kk + 1, 0:2], s[:, 2 * kk + 1, 2:4]], 1)
-        for nn in range(k // 16):
-            bf = _ldmatrix_x4(
-                c, lambda lane, kk=kk, nn=nn: (lane % 16 + kk * 16, (lane // 16) * 8 + nn * 16), trans=True
-            )
-            _mma_m16n8k16(o[:, 2 * nn], af, bf[:, 0], bf[:, 1])
-            _mma_m16n8k16(o[:, 2 * nn + 1], af, bf[:, 2], bf[:, 3])
-    torch.testing.assert_close(_dense(o), a @ b.T @ c)

@@ -1,0 +1,187 @@
+"""One list of cases and one check for every backend (DESIGN §6).
+
+Each backend's tests (CPU, Triton, CUDA on a GPU, CUDA emulated on the CPU) run the cases of
+:data:`CASES` the backend covers, through :func:`check`: the output, the LSE and the three
+gradients against float64, each within 2 x the error of the reference computed in the dtype the
+backend computes in, + 1e-5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import torch
+from conftest import assert_close_by_rule, sample_inputs
+
+import kron_attn
+from kron_attn import api, cuda_emu, ops
+from kron_attn import triton as triton_backend
+from kron_attn.layouts import PRESETS, resolve
+
+LOW = (torch.bfloat16, torch.float16)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    b: int
+    h: int
+    t: int
+    l: int
+    d: int
+    layout: str  # a preset, or "random<seed>": each frame pair allowed with probability 0.4
+    dtype: torch.dtype = torch.bfloat16
+    scale: float | None = None
+
+    @property
+    def n(self) -> int:
+        return self.t * self.l
+
+    def layout_tensor(self) -> torch.Tensor:
+        if self.layout.startswith("random"):
+            g = torch.Generator().manual_seed(int(self.layout.removeprefix("random")))
+            return torch.rand(self.t, self.t, generator=g) < 0.4
+        return resolve(self.layout, self.t)
+
+    def __str__(self) -> str:
+        scale = "" if self.scale is None else f"-s{self.scale}"
+        dt = str(self.dtype).removeprefix("torch.")
+        return f"b{self.b}h{self.h}-t{self.t}l{self.l}d{self.d}-{self.layout}-{dt}{scale}"
+
+
+def _grid(shapes, layouts, dtypes, b=1, h=2, scale=None):
+    return [Case(b, h, t, l, d, lay, dt, scale) for (t, l, d), lay, dt in itertools.product(shapes, layouts, dtypes)]
+
+
+CASES: list[Case] = [
+    # Small clips, every preset and a random layout (within reach of Triton's interpreter).
+    *_grid(itertools.product((1, 2, 3), (1, 7, 33), (16, 64)), [*PRESETS, "random3"], [torch.float32]),
+    # Head dims that are no tensor-core size (padded inside the Triton kernel).
+    *_grid([(3, 5, 8), (3, 5, 80)], ["kmct"], [torch.float32]),
+    # Reduced precision on every head dim the CUDA kernel has.
+    *_grid([(2, 9, 32), (3, 37, 64), (4, 20, 96), (3, 21, 128)], PRESETS, LOW),
+    # Tiles: one token, L = 1, T = 1, L below and above every tile size (16 to 128 rows), N a
+    # multiple of no tile, row tiles spanning many frames.
+    *_grid(
+        [(1, 1, 64), (4, 1, 32), (1, 197, 64), (8, 50, 64), (5, 50, 128), (3, 70, 32), (16, 9, 128)],
+        ["kmt", "kmct"],
+        [torch.bfloat16],
+    ),  # fmt: skip
+    *_grid([(2, 257, 96), (7, 33, 32)], ["joint", "frame"], [torch.float16]),
+    # Random layouts at every CUDA head dim, with a scale of one's own.
+    *_grid([(6, 37, 32), (11, 20, 64), (6, 23, 96), (5, 19, 128)], ["random1", "random2"], [torch.bfloat16], scale=0.3),
+    # Long clips: up to the CUDA kernel's 128 frames.
+    Case(1, 1, 128, 2, 64, "kmt"),
+    Case(1, 1, 128, 3, 32, "random7", torch.float16),
+    Case(1, 1, 100, 5, 128, "kmct"),
+    # Larger shapes, head dims off the CUDA list, float32 (GPU, CPU).
+    *_grid([(8, 197, 64), (3, 50, 80), (16, 20, 128), (2, 13, 8)], PRESETS, [torch.float32, *LOW]),
+]
+
+
+# ---- what each backend covers ----------------------------------------------------------------
+
+EMULATED_WORK = 2 * 128 * 128  # per case: B·H·N, so the emulated suite stays within minutes
+INTERPRETED_TOKENS = 99  # N, for Triton's interpreter
+
+
+def covers(backend: str, case: Case) -> bool:
+    """Whether ``backend`` handles ``case`` (and, for the slow CPU stand-ins, can afford it)."""
+    if backend == "cpu":
+        return True
+    if backend in ("cuda", "cuda_emu"):
+        ok = api.cuda_kernel_covers(case.dtype, case.d, case.t)
+        return ok and (backend == "cuda" or case.b * case.h * case.n <= EMULATED_WORK)
+    if backend == "triton":
+        if case.dtype not in triton_backend.DTYPES:
+            return False
+        if triton_backend.interpreting():
+            # Triton's interpreter gets even a bare 16x16 bfloat16 tl.dot wrong (seen with 3.8).
+            return case.n <= INTERPRETED_TOKENS and case.dtype != torch.bfloat16
+        return True
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def cases_for(backend: str) -> list[Case]:
+    return [c for c in CASES if covers(backend, c)]
+
+
+def device_of(backend: str) -> str:
+    if backend == "cuda" or (backend == "triton" and not triton_backend.interpreting()):
+        return "cuda"
+    return "cpu"
+
+
+def forward_op(backend: str):
+    """The backend's forward op ``(q, k, v, layout, scale) -> (out, lse)``, differentiable in q, k, v."""
+    if backend in ("cpu", "cuda"):
+        return ops.attention_fwd
+    if backend == "triton":
+        from kron_attn.triton import ops as triton_ops
+
+        return triton_ops.triton_fwd
+    if backend == "cuda_emu":
+        return cuda_emu.attention_fwd
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def compute_dtype(backend: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the backend computes an input dtype in: the CUDA kernels take float32 as bfloat16."""
+    return torch.bfloat16 if backend in ("cuda", "cuda_emu") and dtype == torch.float32 else dtype
+
+
+# ---- the check ---------------------------------------------------------------------------------
+
+
+def reference_lse(q, k, frames, layout, scale):
+    """Row log-sum-exp of the allowed scores, computed in q's dtype."""
+    mask = kron_attn.masks.dense_mask(frames, q.shape[2] // frames, layout, device=q.device)
+    return (q @ k.transpose(-1, -2) * scale).masked_fill(~mask, -math.inf).logsumexp(-1)
+
+
+@dataclasses.dataclass
+class Result:
+    out: torch.Tensor
+    lse: torch.Tensor
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def run(backend: str, case: Case, seed: int = 0) -> Result:
+    """The backend's output, LSE and gradients (for an upstream gradient drawn from seed + 1)."""
+    q, k, v = sample_inputs(case.b, case.h, case.t, case.l, case.d, case.dtype, device_of(backend), True, seed)
+    scale = case.scale if case.scale is not None else case.d**-0.5
+    out, lse = forward_op(backend)(q, k, v, case.layout_tensor(), scale)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    grads = torch.autograd.grad(out, (q, k, v), g.to(out.device, out.dtype))
+    return Result(out.detach(), lse, grads)
+
+
+def check(backend: str, case: Case, seed: int = 0) -> Result:
+    """Runs ``case`` on ``backend`` and checks it by the rule; returns what the backend gave."""
+    ours = run(backend, case, seed)
+    layout = case.layout_tensor()
+    scale = case.scale if case.scale is not None else case.d**-0.5
+    q, k, v = sample_inputs(case.b, case.h, case.t, case.l, case.d, case.dtype, device_of(backend), False, seed)
+    low = compute_dtype(backend, case.dtype)
+    qe, ke, ve = (x.double().requires_grad_() for x in (q, k, v))
+    ql, kl, vl = (x.to(low).requires_grad_() for x in (q, k, v))
+    exact = kron_attn.reference.attention(qe, ke, ve, case.t, layout, scale)
+    lowp = kron_attn.reference.attention(ql, kl, vl, case.t, layout, scale)
+
+    assert ours.out.dtype == case.dtype and ours.out.shape == q.shape, (ours.out.dtype, ours.out.shape)
+    assert ours.lse.shape == q.shape[:3] and ours.lse.dtype in (torch.float32, torch.float64)
+    assert torch.isfinite(ours.out).all() and torch.isfinite(ours.lse).all(), "non-finite output or LSE"
+    assert_close_by_rule(ours.out, lowp, exact, f"{backend} {case} out")
+    lse_exact = reference_lse(qe.detach(), ke.detach(), case.t, layout, scale)
+    lse_low = reference_lse(ql.detach(), kl.detach(), case.t, layout, scale)
+    assert_close_by_rule(ours.lse, lse_low, lse_exact, f"{backend} {case} lse")
+
+    g = torch.randn(exact.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    theirs = torch.autograd.grad(lowp, (ql, kl, vl), g.to(lowp.device, low))
+    truth = torch.autograd.grad(exact, (qe, ke, ve), g.to(exact.device))
+    for name, a, b, c in zip("qkv", ours.grads, theirs, truth):
+        assert a.dtype == case.dtype, (name, a.dtype)
+        assert torch.isfinite(a).all(), f"{backend} {case} d{name} not finite"
+        assert_close_by_rule(a, b, c, f"{backend} {case} d{name}")
+    return ours
