@@ -18,8 +18,11 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <iterator>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -47,6 +50,14 @@ inline bool covers_head_dim(int64_t d) {
   return false;
 }
 
+// "32, 64, 96 and 128"
+inline std::string head_dims_text() {
+  std::string s;
+  constexpr size_t n = std::size(kHeadDims);
+  for (size_t i = 0; i < n; ++i) s += (i == 0 ? "" : i + 1 == n ? " and " : ", ") + std::to_string(kHeadDims[i]);
+  return s;
+}
+
 // The element type the kernel runs in.
 inline at::ScalarType kernel_dtype(const char* op, at::ScalarType t) {
   TORCH_CHECK(t == at::kBFloat16 || t == at::kHalf || t == at::kFloat, op,
@@ -56,7 +67,7 @@ inline at::ScalarType kernel_dtype(const char* op, at::ScalarType t) {
 }
 
 inline void check_coverage(const char* op, const Shape& s) {
-  TORCH_CHECK(covers_head_dim(s.D), op, ": the CUDA kernel supports head dims 32, 64, 96 and 128, got D = ", s.D,
+  TORCH_CHECK(covers_head_dim(s.D), op, ": the CUDA kernel supports head dims ", head_dims_text(), ", got D = ", s.D,
               "; kron_attn.attention(..., backend='auto') uses the Triton kernel for other head dims");
   TORCH_CHECK(s.frames <= kMaxFrames, op, ": the CUDA kernel supports up to ", kMaxFrames, " frames, got ", s.frames,
               "; kron_attn.attention(..., backend='auto') uses the Triton kernel for longer clips");
@@ -82,22 +93,26 @@ inline LayoutBits layout_bits(const at::Tensor& layout) {
   return bits;
 }
 
+// fn(std::integral_constant<int, D>, element) for the compiled head dim D == d (kHeadDims) and the
+// element type of dt (bfloat16 or float16).
+template <class Fn, size_t... I>
+void dispatch_head_dim(int64_t d, Fn&& fn, std::index_sequence<I...>) {
+  const bool found = ((d == kHeadDims[I] ? (fn(std::integral_constant<int, kHeadDims[I]>{}), true) : false) || ...);
+  TORCH_CHECK(found, "kron_attn: no CUDA kernel for head dim ", d);
+}
+
 template <class Fn>
 void dispatch(int64_t d, at::ScalarType dt, Fn&& fn) {
-  auto by_dtype = [&](auto dim) {
-    if (dt == at::kBFloat16) {
-      fn(dim, __nv_bfloat16{});
-    } else {
-      fn(dim, __half{});
-    }
-  };
-  switch (d) {
-    case 32: by_dtype(std::integral_constant<int, 32>{}); break;
-    case 64: by_dtype(std::integral_constant<int, 64>{}); break;
-    case 96: by_dtype(std::integral_constant<int, 96>{}); break;
-    case 128: by_dtype(std::integral_constant<int, 128>{}); break;
-    default: TORCH_CHECK(false, "kron_attn: no CUDA kernel for head dim ", d);
-  }
+  dispatch_head_dim(
+      d,
+      [&](auto dim) {
+        if (dt == at::kBFloat16) {
+          fn(dim, __nv_bfloat16{});
+        } else {
+          fn(dim, __half{});
+        }
+      },
+      std::make_index_sequence<std::size(kHeadDims)>{});
 }
 
 template <class Device>
