@@ -35,7 +35,7 @@
 namespace kron_attn {
 
 // 32-bit words per packed layout row.
-KA_HD int layout_row_words(int frames) { return (frames + 31) / 32; }
+KA_HD constexpr int layout_row_words(int frames) { return (frames + 31) / 32; }
 
 // Packs a row-major T x T array of 0/1 bytes into `dst` (frames x row_words words).
 KA_HD void pack_layout(const uint8_t* src, int frames, uint32_t* dst, int row_words) {

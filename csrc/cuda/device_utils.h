@@ -225,7 +225,7 @@ __device__ __forceinline__ FrameLayout load_layout(uint32_t* dst, const LayoutBi
 
 // Shared-memory bytes of the packed layout, rounded to 16 so any later region stays aligned.
 inline constexpr size_t layout_smem_bytes(int frames) {
-  return (static_cast<size_t>(frames) * ((frames + 31) / 32) * 4 + 15) / 16 * 16;
+  return (static_cast<size_t>(frames) * layout_row_words(frames) * 4 + 15) / 16 * 16;
 }
 
 // Dot product of two shared-memory rows of length kD, split over the 4 lanes of a quad (each

@@ -3,6 +3,7 @@
 #include "simt.h"
 
 #include <link.h>
+#include <omp.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -59,10 +60,11 @@ namespace {
 
 constexpr int kWarpSize = 32;
 constexpr int kMaxThreads = 1024;
-constexpr int kMaxWorkers = 64;
+constexpr int kMaxWorkers = 256;  // OS threads that ever run CTAs (stack address space: 32 GiB)
+constexpr int kMaxParallel = 64;  // OS threads one launch uses at most
 constexpr size_t kStackBytes = size_t(128) << 10;  // per fiber; its lowest page is a guard
 constexpr size_t kPage = 4096;
-constexpr size_t kNearBytes = size_t(1) << 20;  // a global access this close to a buffer is its
+constexpr size_t kNearBytes = size_t(1) << 20;  // global accesses this close to a buffer are checked
 constexpr uint16_t kNobody = 0xffff;
 
 enum class State : uint8_t { kRunnable, kBarrier, kCollective, kDone };
@@ -206,7 +208,8 @@ std::string format(const char* fmt, ...) {
 std::string who(const Cta& c, int tid) {
   const Dim3& b = c.launch->block;
   std::string s = format("thread %d (warp %d, lane %d", tid, tid / kWarpSize, tid % kWarpSize);
-  if (b.y > 1 || b.z > 1) s += format(", threadIdx (%d, %d, %d)", tid % b.x, tid / b.x % b.y, tid / (b.x * b.y));
+  const unsigned u = static_cast<unsigned>(tid);
+  if (b.y > 1 || b.z > 1) s += format(", threadIdx (%u, %u, %u)", u % b.x, u / b.x % b.y, u / (b.x * b.y));
   return s + ")";
 }
 
@@ -458,14 +461,12 @@ void reserve_stacks() {
   g_stacks = reinterpret_cast<uintptr_t>(p);
 }
 
-Worker& worker() {
-  if (tl_worker != nullptr) return *tl_worker;
+// This OS thread's worker, or nullptr when every slot is taken.
+Worker* worker() {
+  if (tl_worker != nullptr) return tl_worker;
   std::call_once(g_reserve_once, reserve_stacks);
   const int slot = g_next_worker.fetch_add(1);
-  if (slot >= kMaxWorkers) {
-    std::fprintf(stderr, "kron_attn cuda_emu: more than %d OS threads ran emulated kernels\n", kMaxWorkers);
-    std::abort();
-  }
+  if (slot >= kMaxWorkers) return nullptr;
   Worker* w = new Worker;  // lives as long as the process: fiber stacks point into it
   w->slot = slot;
   w->threads.resize(kMaxThreads);
@@ -488,7 +489,7 @@ Worker& worker() {
   }
   g_workers[slot] = w;
   tl_worker = w;
-  return *w;
+  return w;
 }
 
 // Makes sure fibers [0, n) of w have committed stacks.
@@ -800,7 +801,11 @@ void mma_m16n8k16(MmaType type, float (&d)[4], const uint32_t (&a)[4], uint32_t 
   t->in[4] = b0;
   t->in[5] = b1;
   std::memcpy(&t->in[6], d, sizeof(d));
-  if (t->warp->op == Op::kNone) t->warp->type = type;
+  if (t->warp->op == Op::kNone) {
+    t->warp->type = type;
+  } else if (t->warp->op == Op::kMma && t->warp->type != type) {
+    fault(t, format("warp divergence: %s issues mma on other element types than its warp", who(*t->cta, t->tid).c_str()));
+  }
   arrive(t, Op::kMma, 0xffffffffu);
   std::memcpy(d, t->out, sizeof(d));
 }
@@ -891,10 +896,13 @@ std::string run(const Launch& l, void (*body)(void*), void* arg) {
   std::mutex mu;
   uint64_t first_block = blocks;
   std::string first;
-#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
+  const int parallel = std::min(omp_get_max_threads(), kMaxParallel);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(parallel) if (blocks > 1)
   for (int64_t b = 0; b < static_cast<int64_t>(blocks); ++b) {
     if (stop.load(std::memory_order_relaxed)) continue;
-    std::string f = run_cta(worker(), l, body, arg, buffers, buffer_count, static_cast<uint64_t>(b));
+    Worker* w = worker();
+    std::string f = w ? run_cta(*w, l, body, arg, buffers, buffer_count, static_cast<uint64_t>(b))
+                      : format("cuda_emu: more than %d OS threads have run emulated kernels in this process", kMaxWorkers);
     if (!f.empty()) {
       std::lock_guard<std::mutex> lock(mu);
       if (uint64_t(b) < first_block) {
