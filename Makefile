@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-SOURCES := setup.py $(shell find csrc -type f)
+SOURCES := setup.py pyproject.toml tools/build_backend.py $(shell find csrc -type f)
 
 .PHONY: all build test test-python test-cpp lint demo bench clean
 
@@ -35,8 +35,8 @@ test-cpp: build
 	bash tests/cpp/run.sh
 
 lint: $(VENV)/.deps
-	$(VENV)/bin/ruff check kron_attn claver tests benchmarks examples setup.py
-	$(VENV)/bin/ruff format --check kron_attn claver tests benchmarks examples setup.py
+	$(VENV)/bin/ruff check kron_attn claver tests benchmarks examples tools setup.py
+	$(VENV)/bin/ruff format --check kron_attn claver tests benchmarks examples tools setup.py
 
 demo: build
 	$(PY) examples/quickstart.py

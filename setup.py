@@ -2,8 +2,10 @@
 toolkit allows) and kron_attn._cuda_emu (the CUDA kernels compiled for the host and run by the SIMT
 emulator: host compiler only, always built).
 
-Install as PyTorch extensions are installed: torch first, then
-    pip install --no-build-isolation .
+    pip install .                          # into an environment with or without torch
+    pip install --no-build-isolation .     # the same, with the build tools already installed
+The extensions are compiled against the torch of the environment installed into (see
+tools/build_backend.py), and the package pins that torch (and the torchvision that goes with it).
 Environment switches:
     KRON_ATTN_CUDA=0/1     force the CUDA kernel off/on (default: on when torch is a CUDA build
                            and nvcc is found; a GPU is never needed to build)
@@ -26,6 +28,29 @@ except ImportError:
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("DEBUG", "0") == "1"
+TORCH = torch.__version__.split("+")[0]  # the release the extensions are compiled against
+MIN_TORCH = (2, 6)
+if tuple(int(x) for x in TORCH.split(".")[:2]) < MIN_TORCH:
+    sys.exit(f"kron_attn: torch {torch.__version__} is too old; torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]} is needed")
+
+
+def requirements() -> list[str]:
+    """The torch this build is compiled against, exactly, with its torchvision (0.(minor + 15)
+    for torch 2.x: open_clip and timm need one), and the rest."""
+    major, minor = (int(x) for x in TORCH.split(".")[:2])
+    torchvision = f"torchvision=={major - 2}.{minor + 15}.*" if major == 2 else "torchvision"
+    rest = ["numpy", "open_clip_torch>=3.0", "timm", "safetensors", "tqdm", "av", "pyyaml", "matplotlib"]
+    return [f"torch=={TORCH}", torchvision, *rest]
+
+
+def write_build_info() -> None:
+    """kron_attn/_build_info.py: what the extensions are compiled against, checked on import."""
+    with open(os.path.join(ROOT, "kron_attn", "_build_info.py"), "w") as f:
+        f.write(
+            "# Written by setup.py when the extensions are built; not in version control.\n"
+            f"TORCH_VERSION = {torch.__version__!r}\n"
+            f"SOURCE = {ROOT!r}\n"
+        )
 
 
 def want_cuda() -> bool:
@@ -124,8 +149,10 @@ class BuildExtension(cpp_extension.BuildExtension):
         super().build_extension(ext)
 
 
+write_build_info()
 setup(
     packages=find_packages(include=["kron_attn", "kron_attn.*", "claver", "claver.*"]),
+    install_requires=requirements(),
     package_data={"claver": ["model_configs/*.json", "labels/*.csv", "prompts/data/*.json"]},
     ext_modules=[extension(), emulator()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

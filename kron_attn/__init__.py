@@ -4,9 +4,13 @@ import kron_attn
 out = kron_attn.attention(q, k, v, frames=8, layout="kmt")   # q, k, v: (B, H, T*L, D)
 """
 
-from . import layouts, masks, reference
-from .api import attention, available_backends
-from .module import KroneckerAttention
+from . import _extension
+
+_extension.load()  # before anything touches the compiled ops: a clear error for a torch mismatch
+
+from . import layouts, masks, reference  # noqa: E402
+from .api import attention, available_backends  # noqa: E402
+from .module import KroneckerAttention  # noqa: E402
 
 __all__ = ["attention", "available_backends", "KroneckerAttention", "layouts", "masks", "reference"]
 __version__ = "0.1.0"
