@@ -18,11 +18,13 @@ export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 say() { echo "[check_install $(date +%T)] $*"; }
 fail() { say "FAIL: $*"; exit 1; }
 
+"$python" --version > /dev/null 2>&1 || fail "no Python at '$python'"
 rm -rf "$work/src" && git clone -q "$src" "$work/src"  # what a user clones: committed files only
 say "python: $($python --version); source: $(git -C "$work/src" log --oneline -1); work: $work"
 
 venv() {  # venv NAME: a fresh virtual environment, its python printed
-  rm -rf "$work/$1" && "$python" -m venv "$work/$1" && "$work/$1/bin/python" -m pip install -q --upgrade pip >&2
+  rm -rf "$work/$1" && "$python" -m venv "$work/$1" >&2 && "$work/$1/bin/python" -m pip install -q --upgrade pip >&2
+  [ -x "$work/$1/bin/python" ] || fail "could not make a virtual environment with $python"
   echo "$work/$1/bin/python"
 }
 torch_version() { "$1" -c 'import torch; print(torch.__version__)'; }
