@@ -25,6 +25,7 @@ from torch import nn
 
 from claver import create_model
 from claver.model import CLAVER
+from claver.train_config import amp_dtype
 from kron_attn import masks
 
 IMPLS = ("kron", "original")
@@ -103,7 +104,7 @@ def _sync(device: str) -> None:
 def measure(model: CLAVER, args, batch: int) -> dict:
     """Median step time (ms) and, on CUDA, peak allocated memory (GiB) at ``batch``."""
     video, tokens, labels = inputs(model, batch, args.size, args.classes, args.prompt_sets, args.device)
-    step = make_step(model, AMP[args.amp], args.device)
+    step = make_step(model, amp_dtype(None if args.amp == "none" else args.amp), args.device)
     for _ in range(2):
         step(video, tokens, labels)
     cuda = torch.device(args.device).type == "cuda"
@@ -123,7 +124,7 @@ def measure(model: CLAVER, args, batch: int) -> dict:
 def fits(model: CLAVER, args, batch: int) -> bool:
     try:
         video, tokens, labels = inputs(model, batch, args.size, args.classes, args.prompt_sets, args.device)
-        make_step(model, AMP[args.amp], args.device)(video, tokens, labels)
+        make_step(model, amp_dtype(None if args.amp == "none" else args.amp), args.device)(video, tokens, labels)
         return True
     except torch.OutOfMemoryError:
         return False
@@ -145,9 +146,6 @@ def largest_batch(model: CLAVER, args, limit: int = 4096) -> int:
     return ok
 
 
-AMP = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="ViT-B-16")
@@ -156,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--layout", default="kmt")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--amp", choices=tuple(AMP), default="bf16")
+    ap.add_argument("--amp", choices=("bf16", "fp16", "none"), default="bf16")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--classes", type=int, default=400, help="classes per prompt set (Kinetics-400: 400)")
     ap.add_argument("--prompt-sets", type=int, default=5, help="K prompt sets per step (released: 5)")

@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     data = out / "data"
     if not (data / "val.txt").exists():
-        d = base.data
-        synthetic.generate(data, per_class=args.per_class, frames=d.frames, size=d.input_size, seed=base.run.seed)
+        synthetic.generate(
+            data, per_class=args.per_class, frames=base.model.frames, size=base.data.input_size, seed=base.run.seed
+        )
     print(f"demo: dataset in {data} ({time.time() - t0:.0f} s)", flush=True)
 
     names = args.runs.split(",")

@@ -8,13 +8,13 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import open_clip
 import torch
 import torch.distributed as dist
 
 from . import prompts as prompt_files
 from .data.dataset import VideoDataset, collate
 from .data.transforms import AugmentConfig
+from .factory import get_tokenizer
 from .labels import class_names
 from .metrics import accuracy
 from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
@@ -74,14 +74,14 @@ class EpochSampler(torch.utils.data.Sampler):
 
 def augment_config(cfg: TrainConfig) -> AugmentConfig:
     d = cfg.data
-    return AugmentConfig(d.input_size, tuple(d.scales), d.flip, d.color_jitter, d.grayscale, d.normalization)
+    return AugmentConfig(d.input_size, tuple(d.scales), d.flip, d.color_jitter, d.grayscale, cfg.model.normalization)
 
 
 def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
     d = cfg.data
     names = class_names(d.labels)
     dataset = VideoDataset(
-        d.train if train else d.val, d.root, len(names), d.frames, train, augment_config(cfg),
+        d.train if train else d.val, d.root, len(names), cfg.model.frames, train, augment_config(cfg),
         d.num_clips, d.num_crops, cfg.run.seed,
     )  # fmt: skip
     sampler = EpochSampler(len(dataset), dist_.rank, dist_.world, shuffle=train, seed=cfg.run.seed)
@@ -104,7 +104,7 @@ def prompt_tokens(cfg: TrainConfig) -> torch.Tensor:
         descriptions = {k: v for k, v in descriptions.items() if v and k in wanted}
         if not descriptions:
             raise ValueError(f"prompt file {cfg.data.prompts!r} describes none of the classes of {cfg.data.labels!r}")
-    return tokenize_prompt_sets(build_prompt_sets(names, descriptions), open_clip.get_tokenizer(cfg.model.arch))
+    return tokenize_prompt_sets(build_prompt_sets(names, descriptions), get_tokenizer(cfg.model.arch))
 
 
 @torch.no_grad()

@@ -23,25 +23,24 @@ from .engine import Dist, evaluate, init_distributed, make_loader, prompt_tokens
 from .factory import create_model, load_checkpoint
 from .labels import class_names
 from .metrics import summarize_splits
-from .train_config import TrainConfig, for_split, load_config
+from .train_config import TrainConfig, amp_dtype, for_split, load_config
 
 SUMMARY = ("top1", "top5", "mean_class")
 
 
 def load_model(cfg: TrainConfig, checkpoint: str | Path) -> torch.nn.Module:
     checkpoint = Path(checkpoint)
-    if checkpoint.suffix == ".pt":
-        m = cfg.model
-        model = create_model(m.arch, None, cfg.data.frames, m.layout, temporal_layers=m.temporal_layers)
+    if checkpoint.suffix == ".pt":  # a training state (last.pt): the config says what model it holds
+        model = create_model(**cfg.model.architecture())
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
         return model
-    return load_checkpoint(checkpoint, frames=cfg.data.frames, layout=cfg.model.layout)
+    return load_checkpoint(checkpoint, frames=cfg.model.frames, layout=cfg.model.layout)
 
 
 def evaluate_split(model: torch.nn.Module, cfg: TrainConfig, dist_: Dist) -> dict:
     """One annotation file (``data.val``) against one label list (``data.labels``)."""
     loader, _ = make_loader(cfg, train=False, dist_=dist_)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.optim.amp]
+    amp = amp_dtype(cfg.optim.amp)
     return evaluate(model, loader, prompt_tokens(cfg), len(class_names(cfg.data.labels)), dist_, amp)
 
 

@@ -1,13 +1,19 @@
-"""``create_model`` and checkpoints.
+"""``create_model``, ``create_model_and_transforms`` and checkpoints.
 
-Image-CLIP weights reach the video model by one straight sequence (:func:`load_image_weights`):
-read the file without running pickled code -> unwrap and strip prefixes -> resize the position
-embedding to the model's image size -> load strictly into the open_clip model, which then becomes
-CLAVER's two branches. CLAVER checkpoints are a safetensors file plus a JSON config beside it.
+A CLIP ViT is built from its config (open_clip's, or one of ours in model_configs/, read here
+without touching open_clip's registry) with the activation its weights need: QuickGELU for
+OpenAI's weights (the ``"openai"`` tag, open_clip tags marked so, OpenAI's TorchScript files).
+Image-CLIP weights reach it by one straight sequence (:func:`load_image_weights`): read the file
+without running pickled code -> unwrap and strip prefixes -> resize the position embedding to the
+model's image size -> load strictly. The CLIP then becomes CLAVER's two branches. CLAVER
+checkpoints are a safetensors file plus a JSON config beside it (activation included).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import json
 import zipfile
 from pathlib import Path
@@ -16,18 +22,85 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from .config import ClaverConfig
+from .data.transforms import AugmentConfig, EvalTransform, TrainTransform
 from .model import CLAVER
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
-CHECKPOINT_FORMAT = 1
-open_clip.add_model_config(CONFIG_DIR)
+CHECKPOINT_FORMAT = 2
+
+
+@functools.cache
+def _own_configs() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(CONFIG_DIR.glob("*.json"))}
+
+
+def _vit_problem(cfg: dict) -> str | None:
+    """Why an open_clip model config cannot be CLAVER's backbone, or None."""
+    vision, text = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
+    if isinstance(vision.get("layers"), list | tuple):
+        return "its image tower is a ResNet; CLAVER needs a CLIP ViT"
+    if vision.get("timm_model_name"):
+        return "its image tower is a timm model; CLAVER needs open_clip's CLIP ViT"
+    if cfg.get("custom_text") or "multimodal_cfg" in cfg or text.get("hf_model_name"):
+        return "its text tower is not open_clip's CLIP text transformer"
+    return None
+
+
+def _clip_config(arch: str) -> dict:
+    """The (copied) model config of ``arch``; a clear error for unknown or unsuitable archs."""
+    cfg = _own_configs().get(arch) or open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"unknown arch {arch!r}; choose one of claver.list_archs()")
+    problem = _vit_problem(cfg)
+    if problem is not None:
+        raise ValueError(f"arch {arch!r} cannot be used: {problem}")
+    return copy.deepcopy(cfg)
 
 
 def list_archs() -> list[str]:
-    """Model configs ``create_model`` accepts: open_clip's and ours (``claver-tiny``...)."""
-    return open_clip.list_models()
+    """Configs ``create_model`` accepts: open_clip's CLIP ViTs and ours (``claver-tiny``...)."""
+    stock = [a for a in open_clip.list_models() if _vit_problem(open_clip.get_model_config(a) or {}) is None]
+    return sorted(set(stock) | set(_own_configs()))
+
+
+def get_tokenizer(arch: str):
+    """The text tokenizer of ``arch`` (open_clip's; CLIP's BPE tokenizer for our configs)."""
+    own = _own_configs().get(arch)
+    if own is not None:
+        return open_clip.tokenizer.SimpleTokenizer(context_length=own["text_cfg"].get("context_length", 77))
+    return open_clip.get_tokenizer(arch)
+
+
+def _build_clip(arch: str, quick_gelu: bool) -> nn.Module:
+    """An open_clip ``CLIP`` of ``arch`` with random weights and the given activation."""
+    cfg = _clip_config(arch)
+    cfg["quick_gelu"] = quick_gelu
+    cfg.pop("custom_text", None)
+    return open_clip.CLIP(**cfg)
+
+
+def _pretrained_file(arch: str, pretrained: str | Path) -> tuple[Path, bool | None]:
+    """A local file of image-CLIP weights (downloading an open_clip tag such as ``"openai"``),
+    and whether the tag says the weights need QuickGELU (None for a local file)."""
+    tags = open_clip.list_pretrained_tags_by_model(arch) if arch not in _own_configs() else []
+    if str(pretrained) in tags:
+        pcfg = open_clip.get_pretrained_cfg(arch, str(pretrained))
+        try:
+            path = open_clip.download_pretrained(pcfg)
+        except Exception as e:  # a download of any kind failed: say what to do instead
+            raise RuntimeError(
+                f"could not fetch the {pretrained!r} weights of {arch} ({type(e).__name__}: {e}); "
+                "offline, download them elsewhere and pass pretrained='/path/to/checkpoint'"
+            ) from e
+        return Path(path), bool(pcfg.get("quick_gelu", False))
+    path = Path(pretrained)
+    if not path.is_file():
+        known = f"; open_clip tags for {arch}: {', '.join(tags)}" if tags else ""
+        raise FileNotFoundError(f"pretrained {str(pretrained)!r} is neither a file nor a weight tag of {arch}{known}")
+    return path, None
 
 
 def create_model(
@@ -38,21 +111,25 @@ def create_model(
     *,
     temporal_layers: int | None = None,
     drop_path: float = 0.0,
-    temporal_init: str = "paper",
+    drop_path_scheme: str = "release",
+    temporal_init: str = "release",
     quick_gelu: bool | None = None,
+    normalization: str = "imagenet",
     interpolate_frames: bool = False,
 ) -> CLAVER:
-    """Build CLAVER on an open_clip ViT.
+    """Build CLAVER on a CLIP ViT.
 
     Args:
         arch: open_clip config name (``ViT-B-32``, ``ViT-B-16``, ``ViT-L-14``, ``ViT-L-14-336``...) or
             one of ours (``claver-tiny``, ``claver-small``); see :func:`list_archs`.
-        pretrained: ``None`` (random), ``"openai"`` (open_clip downloads the weights), a local
-            OpenAI/open_clip image-CLIP checkpoint, or a CLAVER checkpoint (``.safetensors`` with
-            its ``.json``).
-        frames, layout, temporal_layers, drop_path, temporal_init: see :class:`ClaverConfig`.
-        quick_gelu: CLIP's activation in the backbone; by default on for OpenAI weights
-            (``"openai"`` or a TorchScript archive) and as the config says otherwise.
+        pretrained: ``None`` (random), an open_clip weight tag of ``arch`` (``"openai"``...;
+            downloaded), a local OpenAI/open_clip image-CLIP checkpoint, or a CLAVER checkpoint
+            (``.safetensors`` with its ``.json``).
+        frames, layout, temporal_layers, drop_path, drop_path_scheme, temporal_init,
+            normalization: see :class:`ClaverConfig`.
+        quick_gelu: the CLIP blocks' activation. ``None``: what the weights need (QuickGELU for
+            OpenAI's: the ``"openai"`` tag, tags open_clip marks so, TorchScript archives), else
+            what the arch's config says; a CLAVER checkpoint brings its own.
         interpolate_frames: loading a CLAVER checkpoint made for another frame count
             interpolates its temporal embedding instead of failing.
 
@@ -66,30 +143,45 @@ def create_model(
             frames=frames,
             layout=layout,
             drop_path=drop_path,
+            quick_gelu=quick_gelu,
             interpolate_frames=interpolate_frames,
         )
-    if arch not in open_clip.list_models():
-        raise ValueError(f"unknown arch {arch!r}; choose one of claver.list_archs()")
-    config = ClaverConfig(arch, frames, layout, temporal_layers, drop_path, temporal_init)
-    if pretrained == "openai":
-        try:
-            clip = open_clip.create_model(arch, pretrained="openai")
-        except Exception as e:  # any failure of the download: say what to do instead
-            raise RuntimeError(
-                f"could not fetch the OpenAI weights of {arch} ({type(e).__name__}: {e}); "
-                "offline, download them elsewhere and pass pretrained='/path/to/checkpoint'"
-            ) from e
-    else:
-        state = _read_state_dict(Path(pretrained)) if pretrained is not None else None
-        if quick_gelu is None:
-            quick_gelu = state is not None and state.pop("__torchscript__", None) is not None
-        clip = open_clip.create_model(arch, pretrained=None, force_quick_gelu=bool(quick_gelu))
-        if state is not None:
-            load_image_weights(clip, state)
+    arch_quick_gelu = bool(_clip_config(arch).get("quick_gelu", False))
+    state, weights_quick_gelu = None, None
+    if pretrained is not None:
+        path, weights_quick_gelu = _pretrained_file(arch, pretrained)
+        state = _read_state_dict(path)
+        if state.pop("__torchscript__", None) is not None:
+            weights_quick_gelu = True  # OpenAI's own archives
+    if quick_gelu is None:
+        quick_gelu = weights_quick_gelu if weights_quick_gelu is not None else arch_quick_gelu
+    config = ClaverConfig(
+        arch, frames, layout, temporal_layers, drop_path, drop_path_scheme, temporal_init, quick_gelu, normalization
+    )
+    clip = _build_clip(arch, quick_gelu)
+    if state is not None:
+        load_image_weights(clip, state)
     return CLAVER(clip, config)
 
 
-def load_image_weights(clip: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+def create_model_and_transforms(
+    arch: str, pretrained: str | Path | None = None, frames: int = 8, **kwargs
+) -> tuple[CLAVER, TrainTransform, EvalTransform]:
+    """:func:`create_model` with the model's video transforms, as open_clip's function of that name:
+    ``train(clip, rng)`` augments and normalises a uint8 ``(T, 3, H, W)`` clip to
+    ``(T, 3, S, S)``; ``eval(clip)`` gives ``(1, T, 3, S, S)`` (``EvalTransform(cfg, 3)``: three
+    crops). S is the model's image size, the statistics its ``config.normalization``."""
+    model = create_model(arch, pretrained, frames, **kwargs)
+    return (model, *video_transforms(model))
+
+
+def video_transforms(model: CLAVER) -> tuple[TrainTransform, EvalTransform]:
+    """The training and evaluation transforms that fit ``model`` (image size, normalisation)."""
+    cfg = AugmentConfig(input_size=model.video.visual.image_size[0], normalization=model.config.normalization)
+    return TrainTransform(cfg), EvalTransform(cfg)
+
+
+def load_image_weights(clip: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load an image-CLIP state dict into an open_clip CLIP, strictly."""
     state.pop("__torchscript__", None)
     for key in ("state_dict", "model"):
@@ -109,9 +201,25 @@ def save_checkpoint(model: CLAVER, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path))
-    meta = {"format": CHECKPOINT_FORMAT, "claver": json.loads(model.config.to_json())}
+    meta = {"format": CHECKPOINT_FORMAT, "claver": dataclasses.asdict(model.config)}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return path
+
+
+def _config_of(meta: dict, where: Path) -> ClaverConfig:
+    """The config of a checkpoint's JSON. Format 1 did not record the activation, normalisation or
+    drop-path scheme: its models ran with their arch config's activation, ImageNet statistics and
+    stochastic depth in the temporal blocks only, and called truncated-normal init "paper"."""
+    fmt, fields = meta.get("format"), dict(meta.get("claver", {}))
+    if fmt == 1:
+        if fields.get("temporal_init") == "paper":
+            fields["temporal_init"] = "trunc_normal"
+        fields.setdefault("quick_gelu", bool(_clip_config(fields["arch"]).get("quick_gelu", False)))
+        fields.setdefault("normalization", "imagenet")
+        fields.setdefault("drop_path_scheme", "temporal")
+    elif fmt != CHECKPOINT_FORMAT:
+        raise ValueError(f"{where} has checkpoint format {fmt!r}, expected 1 or {CHECKPOINT_FORMAT}")
+    return ClaverConfig.from_dict(fields)
 
 
 def load_checkpoint(
@@ -120,24 +228,22 @@ def load_checkpoint(
     frames: int | None = None,
     layout: str | None = None,
     drop_path: float | None = None,
+    quick_gelu: bool | None = None,
     interpolate_frames: bool = False,
 ) -> CLAVER:
     """Load a CLAVER checkpoint. ``arch``/``frames``, when given, must match it (frames may differ
-    with ``interpolate_frames``); ``layout`` and ``drop_path``, when given, replace its own."""
+    with ``interpolate_frames``); ``layout``, ``drop_path`` and ``quick_gelu``, when given,
+    replace its own."""
     path = Path(path).with_suffix(".safetensors")
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"a CLAVER checkpoint is {path.name} with {meta_path.name} beside it: not found")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{meta_path} has checkpoint format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    config = ClaverConfig(**meta["claver"])
+    config = _config_of(json.loads(meta_path.read_text()), meta_path)
     if arch is not None and arch != config.arch:
         raise ValueError(f"checkpoint {path.name} was made for arch {config.arch!r}, not {arch!r}")
-    if layout is not None:
-        config.layout = layout
-    if drop_path is not None:
-        config.drop_path = drop_path
+    for name, value in (("layout", layout), ("drop_path", drop_path), ("quick_gelu", quick_gelu)):
+        if value is not None:
+            setattr(config, name, value)
     state = load_file(str(path))
     if frames is not None and frames != config.frames:
         if not interpolate_frames:
@@ -148,7 +254,7 @@ def load_checkpoint(
         key = "video.temporal.temporal_embedding"
         state[key] = _interpolate_frames(state[key], frames)
         config.frames = frames
-    model = CLAVER(open_clip.create_model(config.arch, pretrained=None), config)
+    model = CLAVER(_build_clip(config.arch, config.quick_gelu), config)
     model.load_state_dict(state, strict=True)
     return model
 
@@ -159,8 +265,6 @@ def _interpolate_frames(emb: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def _is_claver_checkpoint(pretrained: str | Path) -> bool:
-    if pretrained == "openai":
-        return False
     p = Path(pretrained)
     return p.suffix == ".safetensors" and p.with_suffix(".json").is_file()
 
@@ -168,8 +272,6 @@ def _is_claver_checkpoint(pretrained: str | Path) -> bool:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Weights of an image-CLIP checkpoint, never executing pickled code. OpenAI's TorchScript
     archives are read with torch.jit.load and marked with a ``__torchscript__`` entry."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
         return dict(load_file(str(path)))
     if zipfile.is_zipfile(path):

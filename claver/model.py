@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import ClaverConfig
-from .video import TemporalTransformer, VideoEncoder
+from .video import TemporalTransformer, VideoEncoder, add_stochastic_depth, release_drop_rates, temporal_drop_rates
+
+# Prompt sets whose frozen text features are kept (least recently used dropped first).
+TEXT_CACHE_SETS = 256
 
 
 class CLAVER(nn.Module):
@@ -23,24 +27,20 @@ class CLAVER(nn.Module):
     def __init__(self, clip: nn.Module, config: ClaverConfig):
         super().__init__()
         visual = clip.visual
-        width = visual.transformer.width
+        width, layers = visual.transformer.width, visual.transformer.layers
         heads = visual.transformer.resblocks[0].attn.num_heads
-        depth = config.temporal_layers if config.temporal_layers is not None else max(visual.transformer.layers // 3, 1)
-        temporal = TemporalTransformer(
-            width,
-            heads,
-            depth,
-            config.frames,
-            config.layout,
-            drop_path=config.drop_path,
-            identity_init=config.temporal_init == "identity",
-            embedding_std=1.0 if config.temporal_init == "scratch" else 0.02,  # see ClaverConfig
-        )
+        depth = config.temporal_layers if config.temporal_layers is not None else max(layers // 3, 1)
+        if config.drop_path_scheme == "release":
+            clip_rates, temporal_rates = release_drop_rates(config.drop_path, layers, depth)
+            add_stochastic_depth(visual.transformer.resblocks, clip_rates)
+        else:
+            temporal_rates = temporal_drop_rates(config.drop_path, depth)
+        temporal = TemporalTransformer(width, heads, config.frames, config.layout, temporal_rates, config.temporal_init)
         self.config = config
         self.video = VideoEncoder(visual, temporal)
         clip.visual = None  # the tower now lives in self.video; keep one copy of its weights
         self.text = clip
-        self._text_cache: dict[str, torch.Tensor] = {}
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._text_frozen = False
 
     @property
@@ -48,33 +48,48 @@ class CLAVER(nn.Module):
         return self.config.frames
 
     def encode_video(self, x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """``(B, T, 3, H, W)`` -> ``(B, E)``."""
+        """``(B, T, 3, H, W)`` -> ``(B, E)``: the mean over frames of the L2-normalised frame
+        embeddings, the video feature the released code scores (its norm is at most 1: it is not
+        renormalised). ``normalize=True`` renormalises it to unit length, for cosine similarity."""
         emb = self.video(x)
         return F.normalize(emb, dim=-1) if normalize else emb
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """CLIP tokens ``(..., 77)`` (e.g. ``(C, 77)`` or prompt sets ``(A, C, 77)``) -> ``(..., E)``.
 
-        While the text encoder is frozen (:meth:`freeze_text`), features are cached per token tensor.
+        While the text encoder is frozen (:meth:`freeze_text`), the features of each prompt set
+        (each ``(C, 77)`` slice) are computed once and kept, for the last TEXT_CACHE_SETS sets.
         """
         if tokens.dim() < 2:
             raise ValueError(f"expected tokens (..., context_length), got shape {tuple(tokens.shape)}")
-        key = None
         if self._text_frozen:
-            key = hashlib.sha1(tokens.detach().cpu().contiguous().numpy().tobytes()).hexdigest() + str(tokens.shape)
-            if key in self._text_cache:
-                emb = self._text_cache[key]
-                return F.normalize(emb, dim=-1) if normalize else emb
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._text_frozen):
+            emb = self._cached_text(tokens.reshape(-1, *tokens.shape[-2:])).reshape(*tokens.shape[:-1], -1)
+        else:
             emb = self.text.encode_text(tokens.reshape(-1, tokens.shape[-1])).reshape(*tokens.shape[:-1], -1)
-        if key is not None:
-            emb = self._text_cache[key] = emb.detach()
         return F.normalize(emb, dim=-1) if normalize else emb
 
+    def _cached_text(self, sets: torch.Tensor) -> torch.Tensor:
+        """Frozen features of prompt sets ``(S, C, 77)`` -> ``(S, C, E)``, one cache entry per set."""
+        keys = [hashlib.sha1(s.detach().cpu().contiguous().numpy().tobytes()).hexdigest() for s in sets]
+        missing = [i for i, k in enumerate(keys) if k not in self._text_cache]
+        if missing:
+            with torch.no_grad():
+                new = self.text.encode_text(sets[missing].flatten(0, 1)).unflatten(0, (len(missing), sets.shape[1]))
+        for j, i in enumerate(missing):
+            self._text_cache[keys[i]] = new[j]
+        for k in keys:
+            self._text_cache.move_to_end(k)
+        out = torch.stack([self._text_cache[k] for k in keys])
+        while len(self._text_cache) > TEXT_CACHE_SETS:
+            self._text_cache.popitem(last=False)
+        return out
+
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Scaled cosine similarities: video ``(B, T, 3, H, W)`` with class tokens ``(C, 77)`` ->
-        ``(B, C)``; with prompt sets ``(A, C, 77)`` -> ``(B, A, C)``."""
-        video = self.encode_video(x, normalize=True)
+        """As released: ``exp(logit_scale) · ⟨video feature, unit text feature⟩``, the video
+        feature being the mean of the unit frame embeddings (:meth:`encode_video`). Video
+        ``(B, T, 3, H, W)`` with class tokens ``(C, 77)`` -> ``(B, C)``; with prompt sets
+        ``(A, C, 77)`` -> ``(B, A, C)``."""
+        video = self.encode_video(x)
         text = self.encode_text(tokens, normalize=True)
         return self.text.logit_scale.exp() * torch.einsum("be,...ce->b...c", video, text)
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import open_clip
 import torch
 
 from . import prompts as prompt_files
-from .data.transforms import AugmentConfig, eval_views
 from .data.video import decode, eval_indices
-from .factory import create_model
+from .factory import create_model, get_tokenizer, video_transforms
 from .labels import DATASETS, class_names
 from .model import CLAVER
 from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
@@ -28,25 +26,24 @@ from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
 class Predictor:
     """A model with the prompt-set embeddings of one label set, ready for videos."""
 
-    def __init__(self, model: CLAVER, labels: list[str], descriptions: dict | None = None, normalization="imagenet"):
+    def __init__(self, model: CLAVER, labels: list[str], descriptions: dict | None = None):
         if not labels:
             raise ValueError("no labels given")
         self.model, self.labels = model.eval(), list(labels)
         device = next(model.parameters()).device
         tokens = tokenize_prompt_sets(
-            build_prompt_sets(labels, descriptions), open_clip.get_tokenizer(model.config.arch)
+            build_prompt_sets(labels, descriptions), get_tokenizer(model.config.arch)
         )
         with torch.no_grad():
             self.text = model.encode_text(tokens.to(device), normalize=True)  # (A, C, E), computed once
-        self.augment = AugmentConfig(input_size=model.video.visual.image_size[0], normalization=normalization)
+        self.transform = video_transforms(model)[1]  # the model's image size and normalisation
 
     @torch.no_grad()
     def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
         frames = decode(video)
         idx = eval_indices(len(frames), self.model.frames, 1)[0]
-        clip = eval_views(torch.from_numpy(frames[idx]).permute(0, 3, 1, 2), self.augment)  # (1, T, 3, S, S)
-        device = self.text.device
-        emb = self.model.encode_video(clip.to(device), normalize=True)
+        clip = self.transform(torch.from_numpy(frames[idx]).permute(0, 3, 1, 2))  # (1, T, 3, S, S)
+        emb = self.model.encode_video(clip.to(self.text.device))  # the released score, as model(...) computes it
         logits = self.model.text.logit_scale.exp() * torch.einsum("be,ace->bac", emb, self.text)
         probs = average_class_probs(logits)[0]
         top = probs.topk(min(top_k, len(self.labels)))

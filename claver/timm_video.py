@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .video import TemporalTransformer
+from .video import TemporalTransformer, temporal_drop_rates
 
 
 class VideoViT(nn.Module):
@@ -21,8 +21,9 @@ class VideoViT(nn.Module):
         vit: a timm VisionTransformer (``forward_features`` / ``forward_head``).
         frames: T. layout: kron_attn layout (``"kmt"``, ``"kmct"``...).
         depth: temporal blocks; default ``len(vit.blocks) // 3``.
-        drop_path: stochastic depth of the temporal blocks.
-        identity_init: start the temporal blocks as the identity (zero output projections).
+        drop_path: stochastic depth of the temporal blocks, 0..drop_path over them.
+        identity_init: start the temporal blocks as the identity (zero output projections),
+            else truncated-normal weights.
     """
 
     def __init__(
@@ -41,9 +42,8 @@ class VideoViT(nn.Module):
         self.vit = vit
         heads = vit.blocks[0].attn.num_heads
         depth = depth if depth is not None else max(len(vit.blocks) // 3, 1)
-        self.temporal = TemporalTransformer(
-            vit.embed_dim, heads, depth, frames, layout, drop_path=drop_path, identity_init=identity_init
-        )
+        rates, init = temporal_drop_rates(drop_path, depth), "identity" if identity_init else "trunc_normal"
+        self.temporal = TemporalTransformer(vit.embed_dim, heads, frames, layout, rates, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:

@@ -33,7 +33,7 @@ from .engine import evaluate, init_distributed, make_loader, prompt_tokens
 from .factory import create_model, save_checkpoint
 from .labels import class_names
 from .text import prompt_set_loss, sample_prompt_sets
-from .train_config import TrainConfig, load_config, to_dict
+from .train_config import TrainConfig, amp_dtype, load_config, to_dict
 
 log = logging.getLogger("claver.train")
 CHECKPOINT = "last.pt"
@@ -123,10 +123,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
 
     names = class_names(cfg.data.labels)
     m = cfg.model
-    model = create_model(
-        m.arch, m.pretrained, cfg.data.frames, m.layout, temporal_layers=m.temporal_layers, drop_path=m.drop_path,
-        temporal_init=m.temporal_init,
-    ).to(dist_.device)  # fmt: skip
+    model = create_model(pretrained=m.pretrained, **m.architecture()).to(dist_.device)
     if m.grad_checkpointing:
         model.set_grad_checkpointing(True)
     if m.freeze_text:
@@ -146,7 +143,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
     steps_per_epoch = max(1, math.ceil(batches / accumulate))
     opt = build_optimizer(core, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch))
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.optim.amp]
+    amp = amp_dtype(cfg.optim.amp)
     scaler = torch.amp.GradScaler(dist_.device.type, enabled=amp == torch.float16)
 
     epoch0, start, global_step = 0, 0, 0
@@ -184,8 +181,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
                 weight = 1.0
                 if clips is None and sync and dist_.world > 1:
                     # every rank must join the gradient all-reduce: a zero-weight pass over a blank clip
-                    d = cfg.data
-                    clips = torch.zeros(1, d.frames, 3, d.input_size, d.input_size)
+                    clips = torch.zeros(1, m.frames, 3, cfg.data.input_size, cfg.data.input_size)
                     labels, weight = torch.zeros(1, dtype=torch.long), 0.0
                 if clips is not None:
                     rng = np.random.default_rng([cfg.run.seed, epoch, i, dist_.rank])

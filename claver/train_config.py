@@ -9,7 +9,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
+
+from .config import ClaverConfig
 
 
 @dataclass
@@ -19,13 +22,11 @@ class DataConfig:
     val: str = ""
     labels: str = ""  # "id,name" CSV or a shipped list name (hmdb51, ucf101, kinetics400...)
     prompts: str | None = None  # prompt file or shipped name; None = templates only
-    frames: int = 8
     input_size: int = 224
     batch_size: int = 8
     workers: int = 4
     num_clips: int = 1  # evaluation views: clips x crops
     num_crops: int = 1
-    normalization: str = "imagenet"
     scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
     flip: float = 0.5
     color_jitter: float = 0.8
@@ -33,15 +34,19 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    arch: str = "ViT-B-16"
+class ModelConfig(ClaverConfig):
+    """The model (every field of :class:`claver.config.ClaverConfig`: arch, frames, layout,
+    temporal_layers, drop_path, drop_path_scheme, temporal_init, quick_gelu, normalization) and
+    how training starts from it. ``quick_gelu: null`` (the default here) lets the weights decide."""
+
+    quick_gelu: bool | None = None
     pretrained: str | None = "openai"
-    layout: str = "kmt"
-    temporal_layers: int | None = None
-    drop_path: float = 0.0
-    temporal_init: str = "paper"
     grad_checkpointing: bool = False
     freeze_text: bool = False
+
+    def architecture(self) -> dict:
+        """The ClaverConfig fields: ``claver.create_model(pretrained=..., **architecture())``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ClaverConfig)}
 
 
 @dataclass
@@ -58,7 +63,7 @@ class OptimConfig:
     mixup: float = 0.8
     cutmix: float = 1.0
     smoothing: float = 0.1
-    amp: str | None = "bf16"  # bf16, fp16 (with a grad scaler) or null
+    amp: str | None = "bf16"  # bf16, fp16 (with a grad scaler) or null: see amp_dtype
     clip_grad: float | None = 1.0
 
 
@@ -137,6 +142,16 @@ def _read_yaml(path: Path) -> dict:
         else:
             merged[section] = values
     return merged
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}
+
+
+def amp_dtype(name: str | None) -> torch.dtype | None:
+    """The autocast dtype of ``optim.amp`` (None: no autocast)."""
+    if name not in AMP_DTYPES:
+        raise ValueError(f"optim.amp must be one of {list(AMP_DTYPES)}, got {name!r}")
+    return AMP_DTYPES[name]
 
 
 def to_dict(cfg: TrainConfig) -> dict:

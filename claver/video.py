@@ -3,7 +3,8 @@
 frames (B, T, 3, H, W) -> CLIP ViT per frame, all layers -> tokens (B, T, L, W)
   + temporal embedding (one learned vector per frame, added to every token)
   -> temporal transformer over all T*L tokens (kron_attn, "kmt" or "kmct")
-  -> ln_post on each frame's class token -> CLIP projection -> mean over frames -> (B, E)
+  -> ln_post on each frame's class token -> CLIP projection -> frame embeddings (B, T, E)
+  -> each L2-normalised, then their mean -> (B, E), not renormalised (as released)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -24,18 +26,48 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drops a residual branch for whole samples (dim 0) with probability p
+    while training, scaling the kept ones by 1 / (1 - p)."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - p)
+    return x * keep / (1.0 - p)
+
+
 class DropPath(nn.Module):
-    """Stochastic depth: drops the whole residual branch per sample while training."""
+    """:func:`drop_path` as a module."""
 
     def __init__(self, p: float):
         super().__init__()
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
-        return x * keep / (1.0 - self.p)
+        return drop_path(x, self.p, self.training)
+
+
+def release_drop_rates(p: float, clip_layers: int, temporal_layers: int) -> tuple[list[float], list[float]]:
+    """The released code's stochastic depth: ``linspace(0, p, clip_layers)`` over the CLIP blocks,
+    and the first ``temporal_layers`` of those rates (the last one repeated, should there be
+    more temporal blocks than CLIP blocks) for the temporal blocks."""
+    rates = torch.linspace(0, p, clip_layers).tolist()
+    return rates, [rates[min(i, clip_layers - 1)] for i in range(temporal_layers)]
+
+
+def temporal_drop_rates(p: float, temporal_layers: int) -> list[float]:
+    """Rates 0..p spread over the temporal blocks alone."""
+    return [p * i / max(temporal_layers - 1, 1) for i in range(temporal_layers)]
+
+
+def add_stochastic_depth(blocks: nn.ModuleList, rates: list[float]) -> None:
+    """Stochastic depth on open_clip ``ResidualAttentionBlock`` s, whose residual branches end in
+    ``ls_1`` / ``ls_2`` (LayerScale or identity): a forward hook on each applies drop_path, so no
+    parameter name changes and CLIP's weights load as they are."""
+    for block, p in zip(blocks, rates, strict=True):
+        block.drop_path_rate = p
+        if p > 0.0:
+            for branch in (block.ls_1, block.ls_2):
+                branch.register_forward_hook(lambda m, args, out, p=p: drop_path(out, p, m.training))
 
 
 class TemporalBlock(nn.Module):
@@ -76,28 +108,19 @@ class TemporalBlock(nn.Module):
 
 
 class TemporalTransformer(nn.Module):
-    """A temporal embedding and ``depth`` TemporalBlocks over ``(B, T, L, W)`` tokens."""
+    """A temporal embedding and TemporalBlocks (one per entry of ``drop_rates``, its stochastic
+    depth) over ``(B, T, L, W)`` tokens. ``init``: one of ``claver.config.TEMPORAL_INITS``."""
 
-    def __init__(
-        self,
-        width: int,
-        heads: int,
-        depth: int,
-        frames: int,
-        layout,
-        drop_path: float = 0.0,
-        identity_init: bool = False,
-        embedding_std: float = 0.02,
-    ):
+    def __init__(self, width: int, heads: int, frames: int, layout, drop_rates: list[float], init: str = "release"):
         super().__init__()
         self.frames = frames
         self.temporal_embedding = nn.Parameter(torch.zeros(frames, width))
-        if not identity_init:  # identity: zero embedding too, so the tokens pass through unchanged
-            nn.init.trunc_normal_(self.temporal_embedding, std=embedding_std)
-        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-        self.resblocks = nn.ModuleList(TemporalBlock(width, heads, frames, layout, drop_path=r) for r in rates)
-        for blk in self.resblocks:
-            blk.init_weights(identity=identity_init)
+        if init != "identity":  # identity: zero embedding too, so the tokens pass through unchanged
+            nn.init.trunc_normal_(self.temporal_embedding, std=1.0 if init == "scratch" else 0.02)
+        self.resblocks = nn.ModuleList(TemporalBlock(width, heads, frames, layout, drop_path=r) for r in drop_rates)
+        if init != "release":  # release: the blocks keep PyTorch's default initialisation
+            for blk in self.resblocks:
+                blk.init_weights(identity=init == "identity")
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +139,7 @@ class VideoEncoder(nn.Module):
     """open_clip ``VisionTransformer`` per frame + a Kronecker temporal transformer.
 
     ``visual`` is an open_clip VisionTransformer with class-token pooling (OpenAI-style CLIP
-    ViTs). Input ``(B, T, 3, H, W)``; ``forward`` returns the video embedding ``(B, E)``.
+    ViTs). Input ``(B, T, 3, H, W)``; ``forward`` returns the video feature ``(B, E)``.
     """
 
     def __init__(self, visual: nn.Module, temporal: TemporalTransformer):
@@ -152,4 +175,6 @@ class VideoEncoder(nn.Module):
         return self.project(self.temporal(tokens) if temporal else tokens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode_frames(x).mean(dim=1)
+        """The video feature the released code scores: the mean over frames of the L2-normalised
+        frame embeddings, ``(B, E)``; its norm is at most 1 (it is not renormalised)."""
+        return F.normalize(self.encode_frames(x), dim=-1).mean(dim=1)

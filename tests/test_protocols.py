@@ -70,7 +70,7 @@ def test_few_shot_configs_train_on_the_lists_the_documented_command_writes(datas
     for k, path in zip((2, 4, 8, 16), written):
         cfg = load_config(CONFIGS / "fewshot" / f"{dataset}_{k}shot.yaml")
         assert Path(cfg.data.train).name == path.name and Path(cfg.data.train).parent.name == "split1"
-        assert (cfg.data.frames, cfg.model.arch, cfg.optim.lr, cfg.data.labels) == (32, "ViT-B-16", 2e-6, dataset)
+        assert (cfg.model.frames, cfg.model.arch, cfg.optim.lr, cfg.data.labels) == (32, "ViT-B-16", 2e-6, dataset)
         assert cfg.optim.effective_batch == 64 and cfg.optim.weight_decay == 0.001 and cfg.optim.warmup_epochs == 5
         assert len(path.read_text().split("\n")) - 1 == k * n
 
@@ -79,7 +79,7 @@ def test_few_shot_configs_train_on_the_lists_the_documented_command_writes(datas
 def test_zero_shot_configs_expand_to_three_splits(name, classes):
     cfg = load_config(CONFIGS / "zeroshot" / f"{name}.yaml")
     train = load_config(CONFIGS / "zeroshot" / "k400_b16_32f.yaml")
-    assert (cfg.model, cfg.data.frames) == (train.model, train.data.frames) == (train.model, 32)
+    assert (cfg.model, cfg.model.frames) == (train.model, train.model.frames) == (train.model, 32)
     assert train.data.labels == "kinetics400" and cfg.eval.splits == [1, 2, 3]
     vals = set()
     for s in cfg.eval.splits:

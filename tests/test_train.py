@@ -145,7 +145,7 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")), ids=str)
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
-    assert cfg.data.frames >= 1 and cfg.optim.lr > 0 and isinstance(cfg.optim.lr, float)
+    assert cfg.model.frames >= 1 and cfg.optim.lr > 0 and isinstance(cfg.optim.lr, float)
 
 
 def test_metrics_csv_widens_its_header_when_validation_columns_appear(tmp_path):

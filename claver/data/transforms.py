@@ -88,6 +88,29 @@ def eval_views(clip: torch.Tensor, cfg: AugmentConfig, num_crops: int = 1) -> to
     return normalize(torch.stack(crops), cfg.normalization)
 
 
+@dataclass(frozen=True)
+class TrainTransform:
+    """A model's training transform: uint8 clip ``(T, 3, H, W)`` -> augmented, normalised
+    ``(T, 3, S, S)`` float32 (:func:`train_transform`)."""
+
+    config: AugmentConfig
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        return train_transform(clip, self.config, rng if rng is not None else np.random.default_rng())
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """A model's evaluation transform: uint8 clip ``(T, 3, H, W)`` -> ``(num_crops, T, 3, S, S)``
+    (:func:`eval_views`)."""
+
+    config: AugmentConfig
+    num_crops: int = 1
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        return eval_views(clip, self.config, self.num_crops)
+
+
 def mix_batch(
     x: torch.Tensor,
     y: torch.Tensor,
