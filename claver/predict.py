@@ -31,9 +31,7 @@ class Predictor:
             raise ValueError("no labels given")
         self.model, self.labels = model.eval(), list(labels)
         device = next(model.parameters()).device
-        tokens = tokenize_prompt_sets(
-            build_prompt_sets(labels, descriptions), get_tokenizer(model.config.arch)
-        )
+        tokens = tokenize_prompt_sets(build_prompt_sets(labels, descriptions), get_tokenizer(model.config.arch))
         with torch.no_grad():
             self.text = model.encode_text(tokens.to(device), normalize=True)  # (A, C, E), computed once
         self.transform = video_transforms(model)[1]  # the model's image size and normalisation
