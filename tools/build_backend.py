@@ -5,13 +5,16 @@ pip builds in an isolated environment by default, and a torch installed there fo
 whatever pip picks (the newest); an extension compiled against one torch does not load under
 another (undefined symbols). So when the target environment already has torch, the build uses
 that torch (its site-packages directory appended to the build's sys.path) and asks pip for no
-torch of its own. Without one, the build asks for torch; either way the wheel pins the torch it
-was built against (setup.py), so pip keeps or installs exactly that one.
+torch of its own. Without one, the build asks for exactly the torch that the target environment's
+pip would install (its constraints and index settings apply there, not always in the build
+environment); either way the wheel pins the torch it was built against (setup.py), so pip keeps
+or installs exactly that one.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -23,16 +26,33 @@ _ISOLATION = ("PYTHONPATH", "PYTHONNOUSERSITE")
 _TORCH = "torch>=2.6"
 
 
+def _target_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _ISOLATION}
+
+
 def _target_site() -> str | None:
     """The site-packages directory holding torch in the environment of the interpreter that runs
     this build (the one pip installs into), or None."""
-    env = {k: v for k, v in os.environ.items() if k not in _ISOLATION}
     code = (
         "import importlib.util as u, os; s = u.find_spec('torch'); "
         "print(os.path.dirname(os.path.dirname(s.origin)) if s else '')"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-c", code], env=_target_env(), capture_output=True, text=True, check=False)
     return out.stdout.strip() or None
+
+
+def _torch_for_target() -> str:
+    """``torch==X``, X being the torch the target environment's pip resolves ``torch>=2.6`` to (a
+    dry run: metadata only); the plain requirement if that cannot be found out."""
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-", _TORCH]
+    try:
+        out = subprocess.run(cmd, env=_target_env(), capture_output=True, text=True, check=True, timeout=600)
+        for item in json.loads(out.stdout)["install"]:
+            if item["metadata"]["name"].lower() == "torch":
+                return f"torch=={item['metadata']['version']}"
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        pass
+    return _TORCH
 
 
 def _torch_reachable() -> bool:
@@ -49,7 +69,7 @@ def _torch_reachable() -> bool:
 
 
 def get_requires_for_build_wheel(config_settings=None):
-    return [] if _torch_reachable() else [_TORCH]
+    return [] if _torch_reachable() else [_torch_for_target()]
 
 
 def get_requires_for_build_editable(config_settings=None):
