@@ -23,7 +23,7 @@ rm -rf "$work/src" && git clone -q "$src" "$work/src"  # what a user clones: com
 say "python: $($python --version); source: $(git -C "$work/src" log --oneline -1); work: $work"
 
 venv() {  # venv NAME: a fresh virtual environment, its python printed
-  rm -rf "$work/$1" && "$python" -m venv "$work/$1" >&2 && "$work/$1/bin/python" -m pip install -q --upgrade pip >&2
+  rm -rf "$work/$1" && "$python" -m venv "$work/$1" >&2 && "$work/$1/bin/python" -m pip install -q --upgrade pip >&2  # newest pip: its build isolation
   [ -x "$work/$1/bin/python" ] || fail "could not make a virtual environment with $python"
   echo "$work/$1/bin/python"
 }
