@@ -82,7 +82,7 @@ def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils
     names = class_names(d.labels)
     dataset = VideoDataset(
         d.train if train else d.val, d.root, len(names), cfg.model.frames, train, augment_config(cfg),
-        d.num_clips, d.num_crops, cfg.run.seed,
+        d.num_clips, d.num_crops, cfg.run.seed, d.decoder,
     )  # fmt: skip
     sampler = EpochSampler(len(dataset), dist_.rank, dist_.world, shuffle=train, seed=cfg.run.seed)
     loader = torch.utils.data.DataLoader(

@@ -11,13 +11,14 @@ once per :class:`Predictor`.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from . import prompts as prompt_files
-from .data.video import decode, eval_indices
-from .factory import create_model, get_tokenizer, video_transforms
+from .data.video import DecodeError, eval_indices, open_video, probe
+from .factory import create_model, get_tokenizer, load_checkpoint, video_transforms
 from .labels import DATASETS, class_names
 from .model import CLAVER
 from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
@@ -38,9 +39,11 @@ class Predictor:
 
     @torch.no_grad()
     def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
-        frames = decode(video)
-        idx = eval_indices(len(frames), self.model.frames, 1)[0]
-        clip = self.transform(torch.from_numpy(frames[idx]).permute(0, 3, 1, 2))  # (1, T, 3, S, S)
+        """Top-k (label, probability); :class:`DecodeError` for a video that cannot be read."""
+        with open_video(video) as v:  # only the T sampled frames are decoded, at the model's size
+            idx = eval_indices(v.info.num_frames, self.model.frames, 1)[0]
+            frames = v.read(idx, size=self.transform.config.input_size)
+        clip = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (1, T, 3, S, S)
         emb = self.model.encode_video(clip.to(self.text.device))  # the released score, as model(...) computes it
         logits = self.model.text.logit_scale.exp() * torch.einsum("be,ace->bac", emb, self.text)
         probs = average_class_probs(logits)[0]
@@ -60,12 +63,16 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--labels", help="comma-separated labels")
     src.add_argument("--labels-file", help="one label per line, an 'id,name' CSV, or a shipped list name")
     ap.add_argument("--checkpoint", help="CLAVER checkpoint (.safetensors with its .json)")
-    ap.add_argument("--arch", default="ViT-B-16", help="with --pretrained: image-CLIP weights, zero-shot")
+    ap.add_argument("--arch", default="ViT-B-16", help="with --pretrained (a checkpoint brings its own arch)")
     ap.add_argument("--pretrained", help="'openai' or a local image-CLIP checkpoint")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--prompts", help="prompt file or shipped name whose descriptions to add")
     ap.add_argument("--top-k", type=int, default=5)
     args = ap.parse_args(argv)
+    try:
+        probe(args.video)  # a bad file fails here, before any model is loaded
+    except DecodeError as e:
+        _fail(e)
     if args.labels:
         labels = [s.strip() for s in args.labels.split(",") if s.strip()]
     elif args.labels_file in DATASETS or str(args.labels_file).endswith(".csv"):
@@ -73,15 +80,25 @@ def main(argv: list[str] | None = None) -> None:
     else:
         labels = [s.strip() for s in Path(args.labels_file).read_text().splitlines() if s.strip()]
     if args.checkpoint:
-        model = create_model(args.arch, args.checkpoint)
+        model = load_checkpoint(args.checkpoint)
     elif args.pretrained:
         model = create_model(args.arch, args.pretrained, frames=args.frames)
     else:
         ap.error("give --checkpoint, or --pretrained for zero-shot with image-CLIP weights")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     descriptions = prompt_files.load(args.prompts).by_name() if args.prompts else None
-    for label, p in Predictor(model.to(device), labels, descriptions)(args.video, args.top_k):
+    try:
+        top = Predictor(model.to(device), labels, descriptions)(args.video, args.top_k)
+    except DecodeError as e:
+        _fail(e)
+    for label, p in top:
         print(f"{p:7.2%}  {label}")
+
+
+def _fail(e: DecodeError) -> None:
+    """A video that cannot be read: one line (it names the file and the problem), status 2."""
+    print(f"claver.predict: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

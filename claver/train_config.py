@@ -27,6 +27,7 @@ class DataConfig:
     workers: int = 4
     num_clips: int = 1  # evaluation views: clips x crops
     num_crops: int = 1
+    decoder: str | None = None  # video backend: pyav, torchcodec, decord; None: $CLAVER_VIDEO_BACKEND or pyav
     scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
     flip: float = 0.5
     color_jitter: float = 0.8

@@ -8,7 +8,7 @@ from claver.data import synthetic
 from claver.data.annotations import read_annotations
 from claver.data.dataset import Skipped, VideoDataset, collate
 from claver.data.transforms import AugmentConfig, mix_batch
-from claver.data.video import DecodeError, decode, eval_indices, train_indices
+from claver.data.video import DecodeError, eval_indices, probe, read_frames, train_indices
 from claver.labels import class_names
 
 
@@ -26,8 +26,8 @@ def test_synthetic_dataset_layout(motion):
 
 
 def test_reversal_pairs_are_exact_time_reversals(motion):
-    fwd = decode(motion / "videos/growing/0000.mp4")
-    bwd = decode(motion / "videos/shrinking/0000.mp4")
+    fwd = read_frames(motion / "videos/growing/0000.mp4", range(12))
+    bwd = read_frames(motion / "videos/shrinking/0000.mp4", range(12))
     assert fwd.shape == (12, 48, 48, 3)
     # Same frames in reverse order, up to the codec's loss.
     assert np.abs(fwd.astype(int) - bwd[::-1].astype(int)).mean() < 3
@@ -76,7 +76,7 @@ def test_broken_videos_are_skipped_and_reported(motion, tmp_path):
     assert clips.shape[0] == 1 and labels.tolist() == [0]
     assert len(skipped) == 3 and all(isinstance(s, Skipped) for s in skipped)
     with pytest.raises(DecodeError, match="missing video"):
-        decode(tmp_path / "missing.mp4")
+        probe(tmp_path / "missing.mp4")
 
 
 @pytest.mark.parametrize(

@@ -60,8 +60,9 @@ def test_fewshot_lists_are_reproducible(tmp_path):
 def test_preprocess_and_loader_bench(tmp_path):
     from pathlib import Path
 
-    from claver.data import loader_bench, preprocess, synthetic
-    from claver.data.video import decode
+    from benchmarks import loader
+    from claver.data import preprocess, synthetic
+    from claver.data.video import probe
     from claver.train_config import load_config
 
     data = synthetic.generate(tmp_path / "motion", per_class=1, frames=8, size=48, seed=0)
@@ -70,9 +71,18 @@ def test_preprocess_and_loader_bench(tmp_path):
     new_ann, problems = preprocess.preprocess(ann, data, tmp_path / "small", short_side=32, workers=2)
     assert len(problems) == 1 and "missing" in problems[0]
     rel = new_ann.read_text().split()[0]
-    assert decode(tmp_path / "small" / rel).shape[1:3] == (32, 32)
+    info = probe(tmp_path / "small" / rel)
+    assert (info.width, info.height, info.num_frames) == (32, 32, 8)
     config = Path(__file__).resolve().parents[1] / "configs" / "demo" / "motion.yaml"
     opts = ["data.root", str(tmp_path / "small"), "data.train", str(new_ann), "data.labels", str(data / "labels.csv"),
             "data.batch_size", "4"]  # fmt: skip
-    r = loader_bench.measure(load_config(config, opts), batches=2)
+    r = loader.measure(load_config(config, opts), batches=2)
     assert r["clips"] == 8 and r["clips_per_second"] > 0
+
+
+def test_loader_benchmark_table(tmp_path):
+    from benchmarks import loader
+
+    out = loader.main(["--videos", "2", "--seconds", "1", "--frames", "8", "--workers", "1", "--out", str(tmp_path)])
+    row = out.splitlines()[-1].split("|")
+    assert row[1].strip() == "8" and float(row[3]) > 0 and float(row[4]) > 0

@@ -133,13 +133,20 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
     ckpt = tmp_path / "run" / "model.safetensors"
     video = motion / "videos" / "growing" / "0000.mp4"
     capsys.readouterr()  # drop the training log
-    predict.main([str(video), "--labels", "growing,shrinking,moving left", "--checkpoint", str(ckpt), "--arch",
-                  "claver-tiny", "--top-k", "2"])  # fmt: skip
+    # The arch comes from the checkpoint (claver-tiny; --arch's default is ViT-B-16).
+    predict.main([str(video), "--labels", "growing,shrinking,moving left", "--checkpoint", str(ckpt), "--top-k", "2"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all(line.split()[1] in ("growing", "shrinking", "moving") for line in lines)
     model = __import__("claver").create_model("claver-tiny", ckpt)
     pairs = predict.predict(video, ["growing", "shrinking"], model)
     assert sum(p for _, p in pairs) == pytest.approx(1.0, abs=1e-5)
+    for bad, problem in (("empty.mp4", "empty file"), ("text.mp4", "cannot read"), ("nope.mp4", "missing video")):
+        if bad != "nope.mp4":
+            (tmp_path / bad).write_text("" if bad == "empty.mp4" else "not a video")
+        with pytest.raises(SystemExit) as exit_:
+            predict.main([str(tmp_path / bad), "--labels", "a,b", "--checkpoint", str(ckpt)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(err) == 1 and bad in err[0] and problem in err[0]
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")), ids=str)

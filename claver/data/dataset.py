@@ -11,7 +11,7 @@ import torch
 
 from .annotations import read_annotations
 from .transforms import AugmentConfig, eval_views, train_transform
-from .video import DecodeError, decode, eval_indices, train_indices
+from .video import DecodeError, eval_indices, open_video, train_indices
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,11 @@ class VideoDataset(torch.utils.data.Dataset):
     """Clips of ``frames`` frames from the videos of an annotation file.
 
     Training items: ``(T, 3, S, S)`` float clips (one random frame per segment, augmented).
-    Evaluation items: ``(num_clips * num_crops, T, 3, S, S)`` views. A missing, unreadable,
-    corrupt or empty video yields :class:`Skipped` with a warning; :func:`collate` drops it and
-    reports it, so a run goes on and can count what it skipped.
+    Evaluation items: ``(num_clips * num_crops, T, 3, S, S)`` views. Only the sampled frames are
+    decoded, resized in the decoder to the short side the transforms start from, so memory and
+    time follow the clip, not the video. A missing, unreadable, corrupt or empty video yields
+    :class:`Skipped` with a warning; :func:`collate` drops it and reports it, so a run goes on
+    and can count what it skipped. ``decoder``: the video backend (claver.data.video).
     """
 
     def __init__(
@@ -42,9 +44,10 @@ class VideoDataset(torch.utils.data.Dataset):
         num_clips: int = 1,
         num_crops: int = 1,
         seed: int = 0,
+        decoder: str | None = None,
     ):
         self.samples = read_annotations(annotations, root, num_classes)
-        self.frames, self.train = frames, train
+        self.frames, self.train, self.decoder = frames, train, decoder
         self.augment = augment or AugmentConfig()
         self.num_clips, self.num_crops = num_clips, num_crops
         self.seed, self.epoch = seed, 0
@@ -58,19 +61,22 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         sample = self.samples[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         try:
-            video = decode(sample.path)
+            with open_video(sample.path, self.decoder) as video:
+                n = video.info.num_frames
+                if self.train:  # the short side train_transform resizes to first
+                    idx, size = train_indices(n, self.frames, rng), round(self.augment.input_size * 256 / 224)
+                else:
+                    idx, size = eval_indices(n, self.frames, self.num_clips).reshape(-1), self.augment.input_size
+                frames = torch.from_numpy(video.read(idx, size)).permute(0, 3, 1, 2)
         except DecodeError as e:
             warnings.warn(f"skipping video: {e}", stacklevel=2)
             return Skipped(str(sample.path), str(e))
-        clip_of = lambda idx: torch.from_numpy(video[idx]).permute(0, 3, 1, 2)  # noqa: E731
         if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
-            clip = train_transform(clip_of(train_indices(len(video), self.frames, rng)), self.augment, rng)
+            clip = train_transform(frames, self.augment, rng)
         else:
-            views = [eval_views(clip_of(idx), self.augment, self.num_crops) for idx in
-                     eval_indices(len(video), self.frames, self.num_clips)]  # fmt: skip
-            clip = torch.cat(views)
+            clip = torch.cat([eval_views(c, self.augment, self.num_crops) for c in frames.split(self.frames)])
         return clip, sample.label, str(sample.path)
 
 

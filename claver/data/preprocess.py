@@ -13,21 +13,22 @@ import argparse
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import torch
-from torchvision.transforms.v2 import functional as TF
+import av
 
-from .synthetic import write_mp4
-from .video import DecodeError, decode
+from .video import DecodeError, open_video, write_mp4
 
 
-def reencode(src: Path, dst: Path, short_side: int, fps: int = 25) -> None:
-    frames = torch.from_numpy(decode(src)).permute(0, 3, 1, 2)
-    if min(frames.shape[-2:]) > short_side:
-        frames = TF.resize(frames, short_side, antialias=True)
-    h, w = frames.shape[-2:]
-    frames = frames[..., : h - h % 2, : w - w % 2]  # yuv420p needs even sizes
-    write_mp4(dst, np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy()), fps=fps)
+def reencode(src: Path, dst: Path, short_side: int) -> None:
+    """``src`` as H.264 at ``dst``, its short side at most ``short_side``, at its own frame rate;
+    frames stream through one at a time (memory does not grow with the video's length)."""
+    with open_video(src, "pyav") as video:
+        info = video.info
+        size = short_side if min(info.width, info.height) > short_side else None
+        even = (frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2] for frame in video.frames(size))  # yuv420p
+        try:
+            write_mp4(dst, even, fps=info.fps or 25)
+        except av.FFmpegError as e:  # the source broke off mid-stream
+            raise DecodeError(f"cannot re-encode {src}: {type(e).__name__}: {e}") from e
 
 
 def _job(args):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..prompts.format import FAMILIES, PromptClass, PromptFile
+from .video import write_mp4
 
 
 @dataclass(frozen=True)
@@ -109,21 +110,6 @@ def render(motion: int, frames: int, size: int, rng: np.random.Generator) -> np.
     return clip
 
 
-def write_mp4(path: Path, clip: np.ndarray, fps: int = 8) -> None:
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
-        stream.bit_rate = 2_000_000
-        for frame in clip:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
 def generate(out: str | Path, per_class: int = 24, frames: int = 16, size: int = 64, seed: int = 0,
              val_fraction: float = 0.25) -> Path:  # fmt: skip
     """Write the dataset under ``out``; returns ``out``. Each class gets ``per_class`` videos."""
@@ -138,7 +124,7 @@ def generate(out: str | Path, per_class: int = 24, frames: int = 16, size: int =
             split = "val" if i < n_val else "train"
             for label, c in ((2 * m, clip), (2 * m + 1, clip[::-1])):
                 rel = f"videos/{names[label].replace(' ', '_')}/{i:04d}.mp4"
-                write_mp4(out / rel, np.ascontiguousarray(c))
+                write_mp4(out / rel, c, fps=8, codec="mpeg4", bit_rate=2_000_000)
                 lines[split].append(f"{rel} {label}")
     for split, rows in lines.items():
         (out / f"{split}.txt").write_text("\n".join(rows) + "\n")

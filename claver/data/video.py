@@ -1,57 +1,108 @@
-"""Decoding and frame sampling.
+"""Video files: probing, decoding only the sampled frames, frame sampling, writing mp4.
 
-Training takes one random frame from each of T equal segments of the video; evaluation takes
-``num_clips`` evenly spaced clips of T frames, each frame in the middle of its segment.
+    info = probe(path)                                  # frames, fps, size, duration: no full decode
+    frames = read_frames(path, [0, 8, 16], size=256)   # (3, H, W, 3) uint8, only those decoded
+
+Backends: PyAV (the default, threaded FFmpeg decoding), torchcodec and decord when installed;
+``backend=`` chooses, else the ``CLAVER_VIDEO_BACKEND`` environment variable, else PyAV (training
+configs: ``data.decoder``). Frame i is the i-th frame of a full decode on every backend; frames
+are shown as the stream's display matrix asks (a phone's portrait video comes out portrait).
+
+Sampling: training takes one random frame from each of T equal segments of the video;
+evaluation takes ``num_clips`` evenly spaced clips of T frames, each frame in the middle of its
+segment.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
 
+from .video_info import DecodeError, VideoInfo, scaled_size
+from .video_pyav import Mp4Writer, PyAVReader
 
-class DecodeError(RuntimeError):
-    """The video is missing, unreadable, corrupt or empty."""
+__all__ = [
+    "BACKENDS",
+    "DecodeError",
+    "Mp4Writer",
+    "VideoInfo",
+    "eval_indices",
+    "open_video",
+    "probe",
+    "read_frames",
+    "scaled_size",
+    "train_indices",
+    "write_mp4",
+]
+
+BACKENDS = ("pyav", "torchcodec", "decord")
+BACKEND_VARIABLE = "CLAVER_VIDEO_BACKEND"
 
 
-def decode(path: str | Path) -> np.ndarray:
-    """All frames of a video as ``(F, H, W, 3)`` uint8 RGB (decord when installed, else PyAV)."""
+def choose_backend(backend: str | None = None) -> str:
+    """The backend to use: ``backend``, else ``$CLAVER_VIDEO_BACKEND``, else ``"pyav"``; an error
+    names what is missing when the chosen one is not installed."""
+    name = backend or os.environ.get(BACKEND_VARIABLE) or "pyav"
+    if name not in BACKENDS:
+        raise ValueError(f"unknown video backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    module = {"pyav": "av", "torchcodec": "torchcodec", "decord": "decord"}[name]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"video backend {name!r} is not installed (pip install {module})")
+    return name
+
+
+def open_video(path: str | Path, backend: str | None = None):
+    """An open video (``.info``, ``.read(indices, size=None)``; a context manager). Raises
+    :class:`DecodeError` for a missing, empty, unreadable or picture-less file."""
     path = Path(path)
+    name = choose_backend(backend)
     if not path.is_file():
         raise DecodeError(f"missing video: {path}")
+    if path.stat().st_size == 0:
+        raise DecodeError(f"empty file: {path}")
     try:
-        frames = _decode_decord(path) if _has_decord() else _decode_av(path)
+        if name == "pyav":
+            reader = PyAVReader(path)
+        else:
+            from .video_backends import DecordReader, TorchCodecReader
+
+            reader = TorchCodecReader(path) if name == "torchcodec" else DecordReader(path)
     except DecodeError:
         raise
     except Exception as e:  # decoders raise many types for broken files; all mean "unreadable"
-        raise DecodeError(f"cannot decode {path}: {type(e).__name__}: {e}") from e
-    if frames.shape[0] == 0:
+        raise DecodeError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+    if reader.info.num_frames == 0:
+        reader.close()
         raise DecodeError(f"no frames in {path}")
-    return frames
+    return reader
 
 
-def _has_decord() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("decord") is not None
-
-
-def _decode_decord(path: Path) -> np.ndarray:
-    import decord
-
-    reader = decord.VideoReader(str(path))
-    return reader.get_batch(list(range(len(reader)))).asnumpy()
+def probe(path: str | Path, backend: str | None = None) -> VideoInfo:
+    """Frame count, fps, displayed width and height, duration and rotation, read from the
+    container: the packets are counted (no metadata frame count is trusted), no picture is
+    converted, at most the first is decoded (PyAV shows the display rotation only on frames)."""
+    with open_video(path, backend) as video:
+        return video.info
 
 
-def _decode_av(path: Path) -> np.ndarray:
-    import av
+def read_frames(path: str | Path, indices, size: int | None = None, backend: str | None = None) -> np.ndarray:
+    """Frames ``indices`` (any order, repeats allowed) of a video as ``(len(indices), H, W, 3)``
+    uint8 RGB, decoding only what they need; ``size`` resizes the short side to that many pixels
+    in the decoder's scaler, before any array exists. Frames a truncated file still holds are
+    returned; a :class:`DecodeError` says which wanted frames it does not."""
+    with open_video(path, backend) as video:
+        return video.read(indices, size)
 
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise DecodeError(f"no video stream in {path}")
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+
+def write_mp4(path: str | Path, frames, fps: float, codec: str = "libx264", **options) -> Path:
+    """Writes an iterable of RGB frames ``(H, W, 3)`` uint8 (even sizes) to an mp4 file."""
+    with Mp4Writer(path, fps, codec, **options) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)
 
 
 def train_indices(num_frames: int, t: int, rng: np.random.Generator) -> np.ndarray:

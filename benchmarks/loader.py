@@ -1,0 +1,128 @@
+"""How fast the training loader delivers clips: decoding, sampling and augmentation together, with
+the decoder reading only the sampled frames (claver.data.video) against the former path that
+decoded every frame of the video and then sampled.
+
+    python -m benchmarks.loader [--videos 16] [--frames 8,16,32] [--workers 1,2] [--out DIR]
+    python -m benchmarks.loader --config configs/X.yaml [--opts ...]   # a real dataset instead
+
+The generated clips look like Kinetics': 340 x 256, 10 s at 30 fps, H.264 with a keyframe every
+2 s (as YouTube encodes), moving content. Prints a Markdown table of clips per second; compare
+with the training step's clips per second to see whether decoding starves the accelerator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from claver.data.dataset import Skipped, VideoDataset, collate
+from claver.data.transforms import train_transform
+from claver.data.video import DecodeError, train_indices, write_mp4
+from claver.engine import init_distributed, make_loader
+from claver.train_config import load_config
+
+
+def make_clips(out: Path, count: int, seconds: int = 10, fps: int = 30, size=(340, 256)) -> Path:
+    """``count`` generated H.264 clips and an annotation file ``out/train.txt``."""
+    out.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    lines = []
+    for v in range(count):
+        rng = np.random.default_rng(v)
+        base = rng.integers(0, 255, 3)
+
+        def frames(v=v, base=base, rng=rng):
+            for i in range(seconds * fps):
+                img = np.empty((h, w, 3), np.uint8)
+                img[:] = ((base + 2 * i + (xx[..., None] + yy[..., None]) // 4) % 256).astype(np.uint8)
+                cx, cy = (37 * v + 5 * i) % w, (23 * v + 3 * i) % h
+                img[max(cy - 20, 0) : cy + 20, max(cx - 20, 0) : cx + 20] = rng.integers(0, 255, 3)
+                yield img
+
+        write_mp4(out / f"{v:03d}.mp4", frames(), fps=fps, g=2 * fps, keyint_min=2 * fps)
+        lines.append(f"{v:03d}.mp4 {v % 4}")
+    (out / "train.txt").write_text("\n".join(lines) + "\n")
+    return out / "train.txt"
+
+
+class FullDecodeDataset(VideoDataset):
+    """The former loader: every frame of the video decoded to RGB, then the clip sampled."""
+
+    def __getitem__(self, i: int):
+        sample = self.samples[i]
+        try:
+            with av.open(str(sample.path)) as c:
+                video = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        except (av.FFmpegError, ValueError) as e:
+            return Skipped(str(sample.path), str(DecodeError(e)))
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        clip = torch.from_numpy(video[train_indices(len(video), self.frames, rng)]).permute(0, 3, 1, 2)
+        return train_transform(clip, self.augment, rng), sample.label, str(sample.path)
+
+
+def clips_per_second(dataset: VideoDataset, workers: int, batch: int = 4) -> float:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=collate)
+    clips, t0 = 0, time.perf_counter()
+    for x, _, _ in loader:
+        clips += 0 if x is None else x.shape[0]
+    return clips / (time.perf_counter() - t0)
+
+
+def measure(cfg, batches: int = 20) -> dict[str, float]:
+    """Clips per second of a training config's own loader (its dataset, workers, batch size)."""
+    loader, sampler = make_loader(cfg, train=True, dist_=init_distributed())
+    sampler.set_epoch(0)
+    clips, t0 = 0, time.perf_counter()
+    for n, (x, _, _) in enumerate(loader, start=1):
+        clips += 0 if x is None else x.shape[0]
+        if n == batches:
+            break
+    seconds = time.perf_counter() - t0
+    return {"clips": clips, "seconds": seconds, "clips_per_second": clips / seconds}
+
+
+def table(annotations: Path, root: Path, frames: list[int], workers: list[int]) -> str:
+    rows = [
+        "| T | workers | full decode (clips/s) | sampled frames only (clips/s) | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for t in frames:
+        for w in workers:
+            old = clips_per_second(FullDecodeDataset(annotations, root, 4, frames=t), w)
+            new = clips_per_second(VideoDataset(annotations, root, 4, frames=t), w)
+            rows.append(f"| {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")
+            print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=int, default=16)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--frames", default="8,16,32")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--out", help="where to write the clips (default: a temporary folder)")
+    ap.add_argument("--config", help="measure this training config's loader instead")
+    ap.add_argument("--opts", nargs="*", default=[])
+    ap.add_argument("--batches", type=int, default=20)
+    args = ap.parse_args(argv)
+    if args.config:
+        r = measure(load_config(args.config, args.opts), args.batches)
+        line = f"{r['clips']} clips in {r['seconds']:.2f} s: {r['clips_per_second']:.1f} clips/s"
+        print(line)
+        return line
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out or tmp)
+        ann = make_clips(root, args.videos, args.seconds)
+        return table(ann, root, [int(x) for x in args.frames.split(",")], [int(x) for x in args.workers.split(",")])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""PyAV (FFmpeg) video I/O: the reader that decodes only what the wanted frames need, and the mp4
+writer.
+
+Reading: the packets of the video stream are indexed first, without decoding (their presentation
+timestamps, in order, are the frames; keyframe packets mark where decoding can start). For each
+wanted frame, in order, the reader decodes forward from where it is when no keyframe lies between
+(near), and seeks to the keyframe at or before the frame otherwise (far); only the wanted frames
+are converted to RGB, resized by FFmpeg's scaler when asked, before any array exists. Frame i is
+the i-th frame of a full decode; streams whose packets carry no usable timestamps are decoded
+sequentially instead.
+"""
+
+from __future__ import annotations
+
+import bisect
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .video_info import DecodeError, VideoInfo, scaled_size
+
+
+def _rotation_turns(degrees: float) -> int:
+    """np.rot90 turns (counter-clockwise) that show a frame as its display matrix asks."""
+    return int(round(degrees / 90.0)) % 4
+
+
+class PyAVReader:
+    """An open video: ``info`` (:class:`VideoInfo`) and ``read(indices, size)``. Close it (or use
+    it as a context manager)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._container = av.open(str(self.path))
+        try:
+            if not self._container.streams.video:
+                raise DecodeError(f"no video stream in {self.path}")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+            self._index()
+            self.info = self._info()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def __enter__(self) -> PyAVReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    # ---- the packet index ----------------------------------------------------------------
+
+    def _index(self) -> None:
+        """Timestamps of the frames in presentation order, and for each frame the position of the
+        keyframe at or before it; ``_pts`` is None when timestamps cannot identify frames."""
+        pts, keys = [], []
+        for packet in self._container.demux(self._stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+        self._count = len(pts)
+        usable = None not in pts and len(set(pts)) == len(pts) and None not in keys and bool(keys)
+        if usable:
+            self._pts = sorted(pts)
+            self._position = {p: i for i, p in enumerate(self._pts)}
+            starts = sorted(self._position[k] for k in keys)
+            self._keyframe = [starts[max(bisect.bisect_right(starts, i) - 1, 0)] for i in range(len(self._pts))]
+        else:
+            self._pts = None
+        self._decoder = None  # a frame iterator, positioned after frame self._at
+        self._at = -1
+
+    def _info(self) -> VideoInfo:
+        s = self._stream
+        rate = s.average_rate or s.guessed_rate
+        fps = float(rate) if rate else 0.0
+        if s.duration is not None and s.time_base is not None:
+            duration = float(s.duration * s.time_base)
+        elif self._container.duration is not None:
+            duration = self._container.duration / 1e6
+        else:
+            duration = self._count / fps if fps else 0.0
+        width, height = s.codec_context.width, s.codec_context.height
+        rotation = self._display_rotation()
+        if rotation % 2:
+            width, height = height, width
+        return VideoInfo(self._count, fps, width, height, duration, 90 * rotation)
+
+    def _display_rotation(self) -> int:
+        """Counter-clockwise quarter turns the display matrix asks for. PyAV shows the matrix on
+        decoded frames only, so this decodes the first frame: the one picture probing decodes."""
+        self._turns = 0
+        if self._count:
+            try:
+                for frame in self._decode_from(0):
+                    self._turns = _rotation_turns(frame.rotation)
+                    break
+            except av.FFmpegError:
+                pass
+        return self._turns
+
+    # ---- decoding ------------------------------------------------------------------------
+
+    def _decode_from(self, frame: int):
+        """Seeks to the keyframe at or before ``frame`` and returns a frame iterator from there."""
+        if self._pts is None:
+            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
+        else:
+            self._container.seek(self._pts[self._keyframe[frame]], stream=self._stream, backward=True, any_frame=False)
+        return self._container.decode(self._stream)
+
+    def _convert(self, frame: av.VideoFrame, size: int | None) -> np.ndarray:
+        if size is None:
+            rgb = frame.to_ndarray(format="rgb24")
+        else:
+            w, h = scaled_size(frame.width, frame.height, size)
+            rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+        return np.rot90(rgb, self._turns).copy() if self._turns else rgb
+
+    def read(self, indices, size: int | None = None) -> np.ndarray:
+        """``(len(indices), H, W, 3)`` uint8 RGB, frame ``indices[k]`` at position k (repeats and any
+        order allowed), shown as the display matrix asks; ``size`` resizes the short side."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.info.num_frames):
+            n = self.info.num_frames
+            raise IndexError(f"frame indices must be in [0, {n}) for {self.path}, got {idx.tolist()}")
+        got: dict[int, np.ndarray] = {}
+        self._decoder, self._at = None, -1  # every read starts afresh (indices may go backwards)
+        try:
+            if self._pts is None:
+                self._read_in_order(sorted(set(idx.tolist())), size, got)
+            else:
+                self._read_seeking(sorted(set(idx.tolist())), size, got)
+        except av.FFmpegError:
+            pass  # a truncated or corrupt stream: what was decoded before the damage stays usable
+        missing = sorted(set(idx.tolist()) - set(got))
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise DecodeError(f"frames {shown} of {self.path} cannot be decoded (truncated or corrupt file)")
+        if not idx.size:
+            w, h = self.info.width, self.info.height
+            w, h = (w, h) if size is None else scaled_size(w, h, size)
+            return np.zeros((0, h, w, 3), np.uint8)
+        return np.stack([got[i] for i in idx.tolist()])
+
+    def frames(self, size: int | None = None):
+        """Every frame in order, converted (and resized) one at a time: a stream, not an array."""
+        self._decoder, self._at = None, -1
+        for frame in self._decode_from(0):
+            yield self._convert(frame, size)
+
+    def _read_seeking(self, wanted: list[int], size: int | None, got: dict) -> None:
+        for target in wanted:
+            if self._decoder is None or self._keyframe[target] > self._at:
+                self._decoder, self._at = self._decode_from(target), -1  # far: a keyframe lies between
+            for frame in self._decoder:
+                i = self._position.get(frame.pts)
+                if i is None:
+                    continue
+                self._at = i
+                if i == target:
+                    got[i] = self._convert(frame, size)
+                    break
+                if i > target:  # passed over: the decoder never gave it
+                    break
+            else:
+                self._decoder = None  # end of the stream
+
+    def _read_in_order(self, wanted: list[int], size: int | None, got: dict) -> None:
+        want = set(wanted)
+        for i, frame in enumerate(self._decode_from(0)):
+            if i in want:
+                got[i] = self._convert(frame, size)
+                if len(got) == len(want):
+                    break
+        self._decoder, self._at = None, -1
+
+
+class Mp4Writer:
+    """Writes RGB frames ``(H, W, 3)`` uint8 to an mp4 file, one at a time (H.264 by default;
+    ``codec="mpeg4"`` needs no x264). Even sizes for yuv420p; use as a context manager."""
+
+    def __init__(self, path: str | Path, fps: float, codec: str = "libx264", bit_rate: int | None = None, **options):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), "w")
+        rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001
+        self._stream = self._container.add_stream(codec, rate=rate, options={k: str(v) for k, v in options.items()})
+        self._stream.pix_fmt = "yuv420p"
+        if bit_rate is not None:
+            self._stream.bit_rate = bit_rate
+        self._sized = False
+
+    def write(self, frame: np.ndarray) -> None:
+        if not self._sized:
+            self._stream.height, self._stream.width = frame.shape[:2]
+            self._sized = True
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
