@@ -4,6 +4,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <optional>
+
 namespace kron_attn {
 
 constexpr int64_t kMaxHeadDim = 256;
@@ -40,22 +42,24 @@ inline Shape check_inputs(const char* op, const at::Tensor& q, const at::Tensor&
 
 // lse is float32, or float64 for float64 inputs.
 inline void check_lse(const char* op, const at::Tensor& lse, const Shape& s, const at::Tensor& q,
-                      at::ScalarType expected) {
-  TORCH_CHECK(lse.dim() == 3 && lse.size(0) == s.B && lse.size(1) == s.H && lse.size(2) == s.N, op,
-              ": lse must have shape (B, H, N) = (", s.B, ", ", s.H, ", ", s.N, "), got ", lse.sizes());
-  TORCH_CHECK(lse.scalar_type() == expected, op, ": lse must be ", expected, ", got ", lse.scalar_type());
-  TORCH_CHECK(lse.device() == q.device(), op, ": lse is on ", lse.device(), " but q is on ", q.device());
+                      at::ScalarType expected, const char* name = "lse") {
+  TORCH_CHECK(lse.dim() == 3 && lse.size(0) == s.B && lse.size(1) == s.H && lse.size(2) == s.N, op, ": ", name,
+              " must have shape (B, H, N) = (", s.B, ", ", s.H, ", ", s.N, "), got ", lse.sizes());
+  TORCH_CHECK(lse.scalar_type() == expected, op, ": ", name, " must be ", expected, ", got ", lse.scalar_type());
+  TORCH_CHECK(lse.device() == q.device(), op, ": ", name, " is on ", lse.device(), " but q is on ", q.device());
 }
 
 // Checks the backward's inputs: q, k, v and the layout as the forward does, out and dout shaped
-// like q, lse (B, H, N) of lse_type. Returns the problem's shape.
+// like q, lse and (when given) dlse (B, H, N) of lse_type. Returns the problem's shape.
 inline Shape check_bwd_inputs(const char* op, const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k,
                               const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
-                              const at::Tensor& layout, at::ScalarType lse_type) {
+                              const std::optional<at::Tensor>& dlse, const at::Tensor& layout,
+                              at::ScalarType lse_type) {
   const Shape s = check_inputs(op, q, k, v, layout);
   check_same(op, "out", out, q);
   check_same(op, "dout", dout, q);
   check_lse(op, lse, s, q, lse_type);
+  if (dlse.has_value()) check_lse(op, *dlse, s, q, lse_type, "dlse");
   return s;
 }
 

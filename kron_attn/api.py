@@ -44,24 +44,31 @@ def attention(
     layout: LayoutLike = "kmt",
     scale: float | None = None,
     backend: str = "auto",
-) -> torch.Tensor:
+    return_lse: bool = False,
+    prefix_tokens: int = 0,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Exact Kronecker-mask attention.
 
     Args:
         q, k, v: ``(B, H, N, D)`` tensors of one dtype (float32, float64, bfloat16, float16) and
-            device, ``N = frames * L`` tokens laid out frame-major, ``1 <= D <= 256``. Only the
-            last dimension needs to be contiguous.
+            device, ``N = prefix_tokens + frames * L`` tokens, the frame tokens laid out
+            frame-major, ``1 <= D <= 256``. Only the last dimension needs to be contiguous.
         frames: T, the number of frames.
-        layout: a preset (``"kmt"``, ``"kmct"``, ``"joint"``, ``"frame"``) or a ``(T, T)`` bool
-            tensor; token ``i`` attends token ``j`` iff ``layout[i // L, j // L] or i == j``.
+        layout: a preset (``"kmt"``, ``"kmct"``, ``"joint"``, ``"frame"``), a ``(T, T)`` bool
+            tensor or a :class:`kron_attn.Layout`; frame token ``i`` attends frame token ``j`` iff
+            ``layout[frame(i), frame(j)] or i == j``.
         scale: score scale, ``1 / sqrt(D)`` by default.
+        return_lse: also return the row log-sum-exp of the allowed scaled scores, ``(B, H, N)``,
+            natural log, float32 (float64 for float64 inputs), differentiable.
+        prefix_tokens: P global tokens (a class token, registers) before the frame tokens: they
+            attend to every token and every token attends to them.
         backend: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"triton"``, ``"reference"``, or
             ``"cuda_emu"`` (the CUDA kernels run on CPU tensors by the SIMT emulator: slow, for
             testing them without a GPU; never chosen by ``"auto"``).
 
-    Returns ``(B, H, N, D)`` in the input dtype; softmax statistics are kept in float32 (float64
-    for float64 inputs). Differentiable in q, k, v. Under ``torch.autocast`` the inputs are cast
-    to the autocast dtype first.
+    Returns ``(B, H, N, D)`` in the input dtype (and the LSE with ``return_lse``); softmax
+    statistics are kept in float32 (float64 for float64 inputs). Differentiable in q, k, v. Under
+    ``torch.autocast`` the inputs are cast to the autocast dtype first.
     """
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
         raise ValueError(f"frames must be an int >= 1, got {frames!r}")
@@ -75,8 +82,14 @@ def attention(
             raise ValueError(f"{name} has shape {tuple(x.shape)} but q has {tuple(q.shape)}")
         if x.device != q.device:
             raise ValueError(f"{name} is on {x.device} but q is on {q.device}")
-    if q.shape[2] % frames:
-        raise ValueError(f"sequence length N = {q.shape[2]} is not divisible by frames = {frames}")
+    if not isinstance(prefix_tokens, int) or isinstance(prefix_tokens, bool) or prefix_tokens < 0:
+        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    frame_tokens = q.shape[2] - prefix_tokens
+    if frame_tokens < frames or frame_tokens % frames:
+        raise ValueError(
+            f"sequence length N = {q.shape[2]} less {prefix_tokens} prefix tokens is not a positive multiple of "
+            f"frames = {frames}"
+        )
     if not 1 <= q.shape[3] <= 256:
         raise ValueError(f"head dim D = {q.shape[3]} is out of range [1, 256]")
     if backend not in BACKENDS:
@@ -94,12 +107,32 @@ def attention(
 
     backend = _choose(backend, q.device, q.dtype, q.shape[3], frames)
     if backend == "reference":
-        return reference.attention(q, k, v, frames, lay, scale)
-    if backend == "triton":
-        return triton_backend.attention(q, k, v, lay, float(scale))
-    if backend == "cuda_emu":
-        return cuda_emu.attention_fwd(q, k, v, lay, float(scale))[0]
-    return ops.attention_fwd(q, k, v, lay, float(scale))[0]
+        out, lse = reference.attention(q, k, v, frames, lay, scale, return_lse=True, prefix_tokens=prefix_tokens)
+    else:
+        forward = {"triton": triton_backend.attention_fwd, "cuda_emu": cuda_emu.attention_fwd}.get(
+            backend, ops.attention_fwd
+        )
+        kernel = lambda q, k, v: forward(q, k, v, lay, float(scale))  # noqa: E731
+        out, lse = _with_prefix(kernel, q, k, v, prefix_tokens, float(scale)) if prefix_tokens else kernel(q, k, v)
+    return (out, lse) if return_lse else out
+
+
+def _with_prefix(kernel, q, k, v, prefix: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention with ``prefix`` global tokens before the frame tokens, composed exactly: the
+    kernel's attention of the frame tokens among themselves and the (small, dense) attention of
+    the frame tokens to the prefix keys merged through their log-sum-exps; the prefix queries
+    attend densely to every key. Differentiable through both outputs of the kernel."""
+    acc = torch.float64 if q.dtype == torch.float64 else torch.float32
+    kp, vp = k[:, :, :prefix].to(acc), v[:, :, :prefix].to(acc)
+    out_k, lse_k = kernel(q[:, :, prefix:], k[:, :, prefix:], v[:, :, prefix:])
+    s = q[:, :, prefix:].to(acc) @ kp.transpose(-1, -2) * scale  # frame queries x prefix keys
+    lse_p = s.logsumexp(-1)
+    lse_f = torch.logaddexp(lse_k.to(acc), lse_p)
+    w_k, w_p = (lse_k - lse_f).exp()[..., None], (lse_p - lse_f).exp()[..., None]  # the two parts' shares
+    out_f = w_k * out_k.to(acc) + w_p * (torch.softmax(s, -1) @ vp)
+    s = q[:, :, :prefix].to(acc) @ k.to(acc).transpose(-1, -2) * scale  # prefix queries x every key
+    out_q = torch.softmax(s, -1) @ v.to(acc)
+    return torch.cat([out_q, out_f], 2).to(q.dtype), torch.cat([s.logsumexp(-1), lse_f], 2)
 
 
 def cuda_kernel_covers(dtype: torch.dtype, head_dim: int, frames: int) -> bool:

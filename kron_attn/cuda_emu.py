@@ -49,7 +49,7 @@ if _emu is not None:
         return torch.empty_like(q, memory_format=torch.contiguous_format), q.new_empty(q.shape[:3], dtype=torch.float32)
 
     @torch.library.register_fake("kron_attn::cuda_emu_bwd")
-    def _bwd_fake(dout, q, k, v, out, lse, layout, scale):
+    def _bwd_fake(dout, q, k, v, out, lse, layout, scale, dlse=None):
         return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
 
     ops.register_attention_autograd("kron_attn::cuda_emu_fwd", torch.ops.kron_attn.cuda_emu_bwd.default)
@@ -63,7 +63,7 @@ def attention_fwd(
     return torch.ops.kron_attn.cuda_emu_fwd.default(q, k, v, layout, scale)
 
 
-def attention_bwd(dout, q, k, v, out, lse, layout, scale):
+def attention_bwd(dout, q, k, v, out, lse, layout, scale, dlse=None):
     """Emulated CUDA backward: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype."""
     _module()
-    return torch.ops.kron_attn.cuda_emu_bwd.default(dout, q, k, v, out, lse, layout, scale)
+    return torch.ops.kron_attn.cuda_emu_bwd.default(dout, q, k, v, out, lse, layout, scale, dlse)

@@ -26,7 +26,83 @@ import torch
 
 PRESETS = ("kmt", "kmct", "joint", "frame")
 
-LayoutLike = str | torch.Tensor
+
+class Layout:
+    """A frame layout: a ``(T, T)`` bool matrix (row = query frame, column = key frame) and a name.
+
+    The owner of the frame arithmetic: token ``i`` of a clip of ``T`` frames of ``L`` tokens,
+    after ``P`` prefix tokens (a class token...), belongs to frame ``(i - P) // L``; prefix tokens
+    attend to every token and every token to them; frame tokens attend by ``matrix`` or to
+    themselves. Accepted wherever a layout is (``kron_attn.attention``, ``KroneckerAttention``,
+    ``masks``); ``Layout.of`` turns a preset name or a matrix into one.
+    """
+
+    def __init__(self, matrix: torch.Tensor, name: str = "custom"):
+        if not isinstance(matrix, torch.Tensor):
+            raise TypeError(
+                f"layout must be a preset name, a Layout or a torch.bool tensor, got {type(matrix).__name__}"
+            )
+        if matrix.dtype != torch.bool:
+            raise TypeError(f"layout must have dtype torch.bool, got {matrix.dtype}")
+        if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1:
+            raise ValueError(f"layout must be a square (T, T) matrix with T >= 1, got shape {tuple(matrix.shape)}")
+        self.matrix = matrix.detach().to("cpu").contiguous()
+        self.name = name
+
+    @classmethod
+    def of(cls, layout: LayoutLike, frames: int) -> Layout:
+        """``layout`` (a preset name, a ``(frames, frames)`` bool tensor, or a Layout) for ``frames``."""
+        _check_frames(frames)
+        if isinstance(layout, Layout):
+            result = layout
+        elif isinstance(layout, str):
+            return cls(preset(layout, frames), layout)
+        else:
+            result = cls(layout)
+        if result.frames != frames:
+            raise ValueError(
+                f"layout must have shape (frames, frames) = ({frames}, {frames}), got {tuple(result.matrix.shape)}"
+            )
+        return result
+
+    @property
+    def frames(self) -> int:
+        return self.matrix.shape[0]
+
+    def allowed_pairs(self, tokens: int, prefix: int = 0) -> int:
+        """(query, key) pairs that attend among ``prefix + frames * tokens`` tokens: allowed frame
+        blocks x L², the self terms of blocked diagonal blocks, and every pair with a prefix token.
+        The useful work of attention is 4·D times this (forward)."""
+        n = self.frames * tokens
+        frame_pairs = int(self.matrix.sum()) * tokens * tokens + int((~self.matrix.diagonal()).sum()) * tokens
+        return frame_pairs + 2 * prefix * n + prefix * prefix
+
+    def sparsity(self, tokens: int | None = None, prefix: int = 0) -> float:
+        """Fraction of the (query, key) pairs not computed: of all ``N²`` with ``tokens`` per frame
+        (and ``prefix`` tokens); without ``tokens``, of the frame pairs (the large-L limit)."""
+        if tokens is None:
+            return 1.0 - int(self.matrix.sum()) / self.frames**2
+        n = prefix + self.frames * tokens
+        return 1.0 - self.allowed_pairs(tokens, prefix) / float(n) ** 2
+
+    def token_mask(self, tokens: int, prefix: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+        """``(N, N)`` bool, ``N = prefix + frames * tokens``: True where query i may attend key j."""
+        lay = self.matrix.to(device)
+        n = self.frames * tokens
+        frames = torch.kron(lay.to(torch.uint8), torch.ones(tokens, tokens, dtype=torch.uint8, device=device)).bool()
+        mask = torch.ones(prefix + n, prefix + n, dtype=torch.bool, device=device)
+        mask[prefix:, prefix:] = frames | torch.eye(n, dtype=torch.bool, device=device)
+        return mask
+
+    def __str__(self) -> str:
+        rows = "\n".join(" ".join("#" if a else "." for a in row) for row in self.matrix.tolist())
+        return f"{self.name} layout, {self.frames} frames (# attends, . self term only):\n{rows}"
+
+    def __repr__(self) -> str:
+        return f"Layout({self.name!r}, frames={self.frames})"
+
+
+LayoutLike = str | torch.Tensor | Layout
 
 
 def preset(name: str, frames: int) -> torch.Tensor:
@@ -58,30 +134,38 @@ def window(frames: int, w: int, causal: bool = False) -> torch.Tensor:
 
 
 def resolve(layout: LayoutLike, frames: int) -> torch.Tensor:
-    """Validate ``layout`` (a preset name or a ``(frames, frames)`` bool tensor) and return it as a
-    contiguous CPU bool tensor."""
-    if isinstance(layout, str):
-        return preset(layout, frames)
-    if not isinstance(layout, torch.Tensor):
-        raise TypeError(f"layout must be a preset name or a torch.bool tensor, got {type(layout).__name__}")
-    if layout.dtype != torch.bool:
-        raise TypeError(f"layout must have dtype torch.bool, got {layout.dtype}")
-    if layout.shape != (frames, frames):
-        raise ValueError(f"layout must have shape (frames, frames) = ({frames}, {frames}), got {tuple(layout.shape)}")
-    return layout.detach().to("cpu").contiguous()
+    """Validate ``layout`` and return its matrix as a contiguous ``(frames, frames)`` CPU bool tensor."""
+    return Layout.of(layout, frames).matrix
 
 
 def sparsity(layout: LayoutLike, frames: int, tokens: int) -> float:
     """Fraction of the ``N x N`` (query, key) pairs that are *not* computed, ``N = frames * tokens``."""
-    lay = resolve(layout, frames)
-    allowed = int(lay.sum()) * tokens * tokens + int((~lay.diagonal()).sum()) * tokens
-    return 1.0 - allowed / float(frames * tokens) ** 2
+    return Layout.of(layout, frames).sparsity(tokens)
 
 
-def render(layout: LayoutLike, frames: int) -> str:
-    """ASCII drawing of a layout: ``#`` attends, ``.`` blocked (self term only)."""
-    lay = resolve(layout, frames)
-    return "\n".join(" ".join("#" if a else "." for a in row) for row in lay.tolist())
+def render(layout: LayoutLike, frames: int, prefix: int = 0) -> str:
+    """ASCII drawing of a layout: ``#`` attends, ``.`` blocked (self term only). With ``prefix``
+    tokens, a labelled grid with their row and column (``P``): they attend every frame and every
+    frame attends them.
+
+    kmt, 3 frames, prefix:      P f0 f1 f2
+                             P  #  #  #  #
+                            f0  #  .  #  #
+                            f1  #  #  .  #
+                            f2  #  #  #  .
+    """
+    lay = resolve(layout, frames).tolist()
+    if not prefix:
+        return "\n".join(" ".join("#" if a else "." for a in row) for row in lay)
+    labels = ["P"] + [f"f{t}" for t in range(frames)]
+    width = max(len(x) for x in labels)
+    cells = [[True] * (frames + 1)] + [[True] + row for row in lay]
+    lines = [" " * width + " " + " ".join(x.rjust(width) for x in labels)]
+    lines += [
+        lab.rjust(width) + " " + " ".join(("#" if a else ".").rjust(width) for a in row)
+        for lab, row in zip(labels, cells)
+    ]
+    return "\n".join(lines)
 
 
 def _check_frames(frames: int) -> None:

@@ -1,8 +1,9 @@
 """The one Python entry to the registered ops: fake kernels and autograd.
 
 ``torch.ops.kron_attn.attention_fwd(q, k, v, layout, scale) -> (out, lse)`` and
-``attention_bwd(dout, q, k, v, out, lse, layout, scale) -> (dq, dk, dv)`` are declared in
-csrc/kron_attn.cpp; each backend registers its kernels for them.
+``attention_bwd(dout, q, k, v, out, lse, layout, scale, dlse=None) -> (dq, dk, dv)`` are declared
+in csrc/kron_attn.cpp; each backend registers its kernels for them. Both outputs of the forward
+are differentiable: the gradient of lse reaches the backward as ``dlse``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from torch.utils.flop_counter import register_flop_formula
 
 from . import _C  # noqa: F401  (loads the library that defines the ops)
+from .layouts import Layout
 
 _fwd = torch.ops.kron_attn.attention_fwd.default
 _bwd = torch.ops.kron_attn.attention_bwd.default
@@ -32,7 +34,7 @@ def _fwd_fake(q, k, v, layout, scale):
 
 
 @torch.library.register_fake("kron_attn::attention_bwd")
-def _bwd_fake(dout, q, k, v, out, lse, layout, scale):
+def _bwd_fake(dout, q, k, v, out, lse, layout, scale, dlse=None):
     torch._check(dout.shape == q.shape, lambda: "dout must have the shape of q")
     return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
 
@@ -52,18 +54,20 @@ def _schedule_fake(layout, tokens, block_m, block_n):
 
 def register_attention_autograd(fwd_op, bwd_op) -> None:
     """Autograd of a forward op ``(q, k, v, layout, scale) -> (out, lse)`` through its backward op
-    ``(dout, q, k, v, out, lse, layout, scale) -> (dq, dk, dv)``. lse is not differentiable."""
+    ``(dout, q, k, v, out, lse, layout, scale, dlse) -> (dq, dk, dv)``; both outputs are
+    differentiable (an unused one contributes nothing)."""
 
     def setup_context(ctx, inputs, output):
         q, k, v, layout, scale = inputs
         out, lse = output
-        ctx.mark_non_differentiable(lse)
         ctx.save_for_backward(q, k, v, out, lse, layout)
         ctx.scale = scale
 
-    def backward(ctx, dout, _dlse):
+    def backward(ctx, dout, dlse):
         q, k, v, out, lse, layout = ctx.saved_tensors
-        dq, dk, dv = bwd_op(dout, q, k, v, out, lse, layout, ctx.scale)
+        if dout is None:
+            dout = torch.zeros_like(out)
+        dq, dk, dv = bwd_op(dout, q, k, v, out, lse, layout, ctx.scale, dlse)
         return dq, dk, dv, None, None
 
     torch.library.register_autograd(fwd_op, backward, setup_context=setup_context)
@@ -88,16 +92,15 @@ def attention_bwd(
     lse: torch.Tensor,
     layout: torch.Tensor,
     scale: float,
+    dlse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype."""
-    return _bwd(dout, q, k, v, out, lse, layout, scale)
+    """Backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype; ``dlse``: the gradient of
+    lse, when lse is used."""
+    return _bwd(dout, q, k, v, out, lse, layout, scale, dlse)
 
 
 def _useful_pairs(n: int, layout: torch.Tensor) -> int:
-    """Attending (query, key) pairs: allowed frame blocks x L² plus self terms of blocked diagonals."""
-    t = layout.shape[0]
-    l = n // t
-    return int(layout.sum()) * l * l + int((~layout.diagonal()).sum()) * l
+    return Layout(layout).allowed_pairs(n // layout.shape[0])
 
 
 @register_flop_formula(torch.ops.kron_attn.attention_fwd, get_raw=True)
@@ -108,7 +111,7 @@ def _fwd_flops(q, k, v, layout, scale, *args, out_val=None, **kwargs) -> int:
 
 
 @register_flop_formula(torch.ops.kron_attn.attention_bwd, get_raw=True)
-def _bwd_flops(dout, q, k, v, out, lse, layout, scale, *args, out_val=None, **kwargs) -> int:
+def _bwd_flops(dout, q, k, v, out, lse, layout, scale, dlse=None, *args, out_val=None, **kwargs) -> int:
     """Five matmuls per attending pair: 2.5x the forward."""
     b, h, n, d = q.shape
     return 10 * b * h * d * _useful_pairs(n, layout)

@@ -15,16 +15,24 @@ def attention(
     frames: int,
     layout: LayoutLike,
     scale: float | None = None,
-) -> torch.Tensor:
+    return_lse: bool = False,
+    prefix_tokens: int = 0,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``softmax(scale * q kᵀ, masked) v`` with the ``(N, N)`` mask of ``layout``.
 
-    q, k, v: ``(B, H, N, D)``, ``N = frames * L``; the math runs in the inputs' dtype (call it
-    with float64 tensors for ground truth). Blocked scores are set to ``-inf`` (not added), so a
-    non-finite key reaches only the rows that attend to it. Returns ``(B, H, N, D)``.
+    q, k, v: ``(B, H, N, D)``, ``N = prefix_tokens + frames * L``; the math runs in the inputs'
+    dtype (call it with float64 tensors for ground truth). Blocked scores are set to ``-inf`` (not
+    added), so a non-finite key reaches only the rows that attend to it. Returns ``(B, H, N, D)``,
+    and with ``return_lse`` the row log-sum-exp of the allowed scaled scores ``(B, H, N)`` too
+    (float32 for reduced precision, as the kernels give it; differentiable).
     """
     n, d = q.shape[-2], q.shape[-1]
-    if n % frames:
-        raise ValueError(f"sequence length N = {n} is not divisible by frames = {frames}")
-    mask = dense_mask(frames, n // frames, layout, device=q.device)
-    scores = (q @ k.transpose(-2, -1)) * (d**-0.5 if scale is None else scale)
-    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1) @ v
+    if (n - prefix_tokens) % frames or n < prefix_tokens:
+        raise ValueError(f"sequence length N - prefix = {n - prefix_tokens} is not divisible by frames = {frames}")
+    mask = dense_mask(frames, (n - prefix_tokens) // frames, layout, device=q.device, prefix=prefix_tokens)
+    scores = ((q @ k.transpose(-2, -1)) * (d**-0.5 if scale is None else scale)).masked_fill(~mask, float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ v
+    if not return_lse:
+        return out
+    lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    return out, scores.to(lse_dtype).logsumexp(-1)

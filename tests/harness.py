@@ -1,22 +1,22 @@
 """One list of cases and one check for every backend (DESIGN §6).
 
 Each backend's tests (CPU, Triton, CUDA on a GPU, CUDA emulated on the CPU) run the cases of
-:data:`CASES` the backend covers, through :func:`check`: the output, the LSE and the three
-gradients against float64, each within 2 x the error of the reference computed in the dtype the
-backend computes in, + 1e-5.
+:data:`CASES` the backend covers, through :func:`check`: ``kron_attn.attention(...,
+return_lse=True)`` with the backend named, its output, LSE and the three gradients of a random
+linear function of both (so the LSE's gradient is checked too) against float64, each within 2 x
+the error of the reference computed in the dtype the backend computes in, + 1e-5.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 
 import torch
-from conftest import assert_close_by_rule, sample_inputs
+from conftest import assert_close_by_rule
 
 import kron_attn
-from kron_attn import api, cuda_emu, ops
+from kron_attn import api
 from kron_attn import triton as triton_backend
 from kron_attn.layouts import PRESETS, resolve
 
@@ -33,10 +33,11 @@ class Case:
     layout: str  # a preset, or "random<seed>": each frame pair allowed with probability 0.4
     dtype: torch.dtype = torch.bfloat16
     scale: float | None = None
+    prefix: int = 0  # global tokens before the frame tokens
 
     @property
     def n(self) -> int:
-        return self.t * self.l
+        return self.prefix + self.t * self.l
 
     def layout_tensor(self) -> torch.Tensor:
         if self.layout.startswith("random"):
@@ -46,12 +47,14 @@ class Case:
 
     def __str__(self) -> str:
         scale = "" if self.scale is None else f"-s{self.scale}"
+        prefix = f"-p{self.prefix}" if self.prefix else ""
         dt = str(self.dtype).removeprefix("torch.")
-        return f"b{self.b}h{self.h}-t{self.t}l{self.l}d{self.d}-{self.layout}-{dt}{scale}"
+        return f"b{self.b}h{self.h}-t{self.t}l{self.l}d{self.d}-{self.layout}-{dt}{scale}{prefix}"
 
 
-def _grid(shapes, layouts, dtypes, b=1, h=2, scale=None):
-    return [Case(b, h, t, l, d, lay, dt, scale) for (t, l, d), lay, dt in itertools.product(shapes, layouts, dtypes)]
+def _grid(shapes, layouts, dtypes, b=1, h=2, scale=None, prefix=0):
+    grid = itertools.product(shapes, layouts, dtypes)
+    return [Case(b, h, t, l, d, lay, dt, scale, prefix) for (t, l, d), lay, dt in grid]
 
 
 CASES: list[Case] = [
@@ -71,6 +74,8 @@ CASES: list[Case] = [
     *_grid([(2, 257, 96), (7, 33, 32)], ["joint", "frame"], [torch.float16]),
     # Random layouts at every CUDA head dim, with a scale of one's own.
     *_grid([(6, 37, 32), (11, 20, 64), (6, 23, 96), (5, 19, 128)], ["random1", "random2"], [torch.bfloat16], scale=0.3),
+    # Global tokens (a class token, registers) before the frame tokens.
+    *[c for p in (1, 4) for c in _grid([(3, 7, 32), (4, 20, 64)], ["kmt", "kmct"], [torch.float32, *LOW], prefix=p)],
     # Long clips: up to the CUDA kernel's 128 frames.
     Case(1, 1, 128, 2, 64, "kmt"),
     Case(1, 1, 128, 3, 32, "random7", torch.float16),
@@ -113,31 +118,12 @@ def device_of(backend: str) -> str:
     return "cpu"
 
 
-def forward_op(backend: str):
-    """The backend's forward op ``(q, k, v, layout, scale) -> (out, lse)``, differentiable in q, k, v."""
-    if backend in ("cpu", "cuda"):
-        return ops.attention_fwd
-    if backend == "triton":
-        from kron_attn.triton import ops as triton_ops
-
-        return triton_ops.triton_fwd
-    if backend == "cuda_emu":
-        return cuda_emu.attention_fwd
-    raise ValueError(f"unknown backend {backend!r}")
-
-
 def compute_dtype(backend: str, dtype: torch.dtype) -> torch.dtype:
     """The dtype the backend computes an input dtype in: the CUDA kernels take float32 as bfloat16."""
     return torch.bfloat16 if backend in ("cuda", "cuda_emu") and dtype == torch.float32 else dtype
 
 
 # ---- the check ---------------------------------------------------------------------------------
-
-
-def reference_lse(q, k, frames, layout, scale):
-    """Row log-sum-exp of the allowed scores, computed in q's dtype."""
-    mask = kron_attn.masks.dense_mask(frames, q.shape[2] // frames, layout, device=q.device)
-    return (q @ k.transpose(-1, -2) * scale).masked_fill(~mask, -math.inf).logsumexp(-1)
 
 
 @dataclasses.dataclass
@@ -147,39 +133,62 @@ class Result:
     grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def run(backend: str, case: Case, seed: int = 0) -> Result:
-    """The backend's output, LSE and gradients (for an upstream gradient drawn from seed + 1)."""
-    q, k, v = sample_inputs(case.b, case.h, case.t, case.l, case.d, case.dtype, device_of(backend), True, seed)
+def inputs(case: Case, device: str, seed: int):
+    """Fresh q, k, v ``(B, H, P + T·L, D)`` of the case (the same numbers for the same seed)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(case.b, case.h, case.n, case.d, generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+def upstream(out: torch.Tensor, lse: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients that reach ``out`` and ``lse`` (float64, drawn from seed + 1)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return (
+        torch.randn(out.shape, generator=g, dtype=torch.float64),
+        torch.randn(lse.shape, generator=g, dtype=torch.float64),
+    )
+
+
+def attend(case: Case, q, k, v, backend: str | None):
+    """``kron_attn.attention`` on ``backend`` (None: the dense reference), with the LSE."""
     scale = case.scale if case.scale is not None else case.d**-0.5
-    out, lse = forward_op(backend)(q, k, v, case.layout_tensor(), scale)
-    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    grads = torch.autograd.grad(out, (q, k, v), g.to(out.device, out.dtype))
-    return Result(out.detach(), lse, grads)
+    if backend is None:
+        return kron_attn.reference.attention(q, k, v, case.t, case.layout_tensor(), scale, True, case.prefix)
+    return kron_attn.attention(
+        q, k, v, case.t, case.layout_tensor(), scale, backend, return_lse=True, prefix_tokens=case.prefix
+    )
+
+
+def grads_of(out, lse, qkv, seed):
+    g_out, g_lse = upstream(out, lse, seed)
+    loss = (out * g_out.to(out.device, out.dtype)).sum() + (lse * g_lse.to(lse.device, lse.dtype)).sum()
+    return torch.autograd.grad(loss, qkv)
+
+
+def run(backend: str, case: Case, seed: int = 0) -> Result:
+    """The backend's output, LSE and the gradients of ``<out, g> + <lse, h>`` (g, h random)."""
+    q, k, v = (x.to(device_of(backend), case.dtype).requires_grad_() for x in inputs(case, "cpu", seed))
+    out, lse = attend(case, q, k, v, backend)
+    return Result(out.detach(), lse.detach(), grads_of(out, lse, (q, k, v), seed))
 
 
 def check(backend: str, case: Case, seed: int = 0) -> Result:
     """Runs ``case`` on ``backend`` and checks it by the rule; returns what the backend gave."""
     ours = run(backend, case, seed)
-    layout = case.layout_tensor()
-    scale = case.scale if case.scale is not None else case.d**-0.5
-    q, k, v = sample_inputs(case.b, case.h, case.t, case.l, case.d, case.dtype, device_of(backend), False, seed)
-    low = compute_dtype(backend, case.dtype)
-    qe, ke, ve = (x.double().requires_grad_() for x in (q, k, v))
-    ql, kl, vl = (x.to(low).requires_grad_() for x in (q, k, v))
-    exact = kron_attn.reference.attention(qe, ke, ve, case.t, layout, scale)
-    lowp = kron_attn.reference.attention(ql, kl, vl, case.t, layout, scale)
+    device, low = device_of(backend), compute_dtype(backend, case.dtype)
+    given = [x.to(device, case.dtype) for x in inputs(case, "cpu", seed)]  # the numbers the backend saw
+    qe, ke, ve = (x.double().requires_grad_() for x in given)
+    ql, kl, vl = (x.to(low).requires_grad_() for x in given)
+    exact, lse_exact = attend(case, qe, ke, ve, None)
+    lowp, lse_low = attend(case, ql, kl, vl, None)
 
-    assert ours.out.dtype == case.dtype and ours.out.shape == q.shape, (ours.out.dtype, ours.out.shape)
-    assert ours.lse.shape == q.shape[:3] and ours.lse.dtype in (torch.float32, torch.float64)
+    assert ours.out.dtype == case.dtype and ours.out.shape == given[0].shape, (ours.out.dtype, ours.out.shape)
+    assert ours.lse.shape == given[0].shape[:3] and ours.lse.dtype in (torch.float32, torch.float64)
     assert torch.isfinite(ours.out).all() and torch.isfinite(ours.lse).all(), "non-finite output or LSE"
     assert_close_by_rule(ours.out, lowp, exact, f"{backend} {case} out")
-    lse_exact = reference_lse(qe.detach(), ke.detach(), case.t, layout, scale)
-    lse_low = reference_lse(ql.detach(), kl.detach(), case.t, layout, scale)
     assert_close_by_rule(ours.lse, lse_low, lse_exact, f"{backend} {case} lse")
 
-    g = torch.randn(exact.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    theirs = torch.autograd.grad(lowp, (ql, kl, vl), g.to(lowp.device, low))
-    truth = torch.autograd.grad(exact, (qe, ke, ve), g.to(exact.device))
+    theirs = grads_of(lowp, lse_low, (ql, kl, vl), seed)
+    truth = grads_of(exact, lse_exact, (qe, ke, ve), seed)
     for name, a, b, c in zip("qkv", ours.grads, theirs, truth):
         assert a.dtype == case.dtype, (name, a.dtype)
         assert torch.isfinite(a).all(), f"{backend} {case} d{name} not finite"

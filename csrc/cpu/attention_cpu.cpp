@@ -87,8 +87,8 @@ void run_forward(const Shape& s, const at::Tensor& q, const at::Tensor& k, const
 
 template <class T>
 void run_backward(const Shape& s, const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k,
-                  const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse, const at::Tensor& layout,
-                  double scale, at::Tensor& dq, at::Tensor& dk, at::Tensor& dv) {
+                  const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse, const at::Tensor& dlse,
+                  const at::Tensor& layout, double scale, at::Tensor& dq, at::Tensor& dk, at::Tensor& dv) {
   const int tiles = FrameTiling::make(static_cast<int>(s.tokens), kQueryRows).num_tiles(static_cast<int>(s.frames));
   const int groups = backward_groups(s, tiles);
   // One group and no padding: dK, dV accumulate straight into the outputs.
@@ -98,7 +98,7 @@ void run_backward(const Shape& s, const at::Tensor& dout, const at::Tensor& q, c
   T* dv_ws = direct ? dv.data_ptr<T>() : ws[1].data_ptr<T>();
   const std::vector<uint32_t> bits = packed_layout(layout);
   BwdParams<T> p{view4<T>(q), view4<T>(k), view4<T>(v), view4<T>(out), view4<T>(dout), lse.data_ptr<T>(),
-                 dq.data_ptr<T>(), dk_ws, dv_ws, bits.data(),
+                 dlse.defined() ? dlse.data_ptr<T>() : nullptr, dq.data_ptr<T>(), dk_ws, dv_ws, bits.data(),
                  static_cast<int>(s.B), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D),
                  static_cast<int>(s.frames), static_cast<int>(s.tokens), groups, scale};
   const IsaKernels& kern = kernels();
@@ -139,20 +139,21 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(const at::Tensor& dout, const at::Tensor& q,
                                                                  const at::Tensor& k, const at::Tensor& v,
                                                                  const at::Tensor& out, const at::Tensor& lse,
-                                                                 const at::Tensor& layout, double scale) {
+                                                                 const at::Tensor& layout, double scale,
+                                                                 const std::optional<at::Tensor>& dlse) {
   const char* op = "kron_attn.attention_bwd";
   const at::ScalarType acc = accumulation_type(op, q.scalar_type());
-  const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, layout, acc);
+  const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, dlse, layout, acc);
   auto opts = q.options().dtype(acc);
   at::Tensor dq = at::empty({s.B, s.H, s.N, s.D}, opts), dk = at::empty_like(dq), dv = at::empty_like(dq);
   if (dq.numel() > 0) {
-    const at::Tensor lsec = lse.contiguous();
+    const at::Tensor lsec = lse.contiguous(), dlsec = dlse.has_value() ? dlse->contiguous() : at::Tensor();
     const at::Tensor qc = as_kernel_input(q, acc), kc = as_kernel_input(k, acc), vc = as_kernel_input(v, acc);
     const at::Tensor oc = as_kernel_input(out, acc), dc = as_kernel_input(dout, acc);
     if (acc == at::kDouble) {
-      run_backward<double>(s, dc, qc, kc, vc, oc, lsec, layout, scale, dq, dk, dv);
+      run_backward<double>(s, dc, qc, kc, vc, oc, lsec, dlsec, layout, scale, dq, dk, dv);
     } else {
-      run_backward<float>(s, dc, qc, kc, vc, oc, lsec, layout, scale, dq, dk, dv);
+      run_backward<float>(s, dc, qc, kc, vc, oc, lsec, dlsec, layout, scale, dq, dk, dv);
     }
   }
   const auto dt = q.scalar_type();

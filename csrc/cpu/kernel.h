@@ -31,7 +31,8 @@ template <class T>
 struct BwdParams {
   Tensor4<const T> q, k, v, out, dout;
   const T* lse;
-  T* dq;     // contiguous (B, H, N, D)
+  const T* dlse;  // contiguous (B, H, N), the gradient of lse, or null
+  T* dq;          // contiguous (B, H, N, D)
   T* dk_ws;  // (B * H * groups, N, padded(D)): partial dK of each query group
   T* dv_ws;  // the same for dV
   const uint32_t* layout;

@@ -345,7 +345,8 @@ static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
       pack_rows(dO.p, Dp, p.dout, b, h, r0, nr, D, T(1));
       for (int r = 0; r < nr; ++r) {
         lse2.p[r] = p.lse[bh * N + r0 + r] * log2e;
-        delta.p[r] = dot(dO.p + r * Dp, p.out.row(b, h, r0 + r), D);
+        // Δ = rowsum(dO·O), less the gradient of lse where it is used (dS = P (dP - Δ + dlse)).
+        delta.p[r] = dot(dO.p + r * Dp, p.out.row(b, h, r0 + r), D) - (p.dlse ? p.dlse[bh * N + r0 + r] : T(0));
       }
       for (int64_t i = 0; i < nr * Dp; ++i) dq.p[i] = 0;
 

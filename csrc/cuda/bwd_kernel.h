@@ -1,6 +1,7 @@
 // Backward kernels (FlashAttention-2 structure, deterministic: no atomics, every output element
 // is written by exactly one thread of one CTA):
-//   delta_kernel   Δ_i = Σ_d dO_id O_id                                  (float32)
+//   delta_kernel   Δ_i = Σ_d dO_id O_id - dlse_i                         (float32; dlse: the
+//                  gradient of lse where lse is used, 0 otherwise: dS = P (dP - Δ_i) takes both)
 //   bwd_kv_kernel  one CTA per key tile: over the query tiles the transposed schedule keeps,
 //                  Sᵀ = K Qᵀ, Pᵀ = 2^(Sᵀ scale log2e - lse log2e), dPᵀ = V dOᵀ,
 //                  dSᵀ = Pᵀ (dPᵀ - Δ), dV += Pᵀ dO, dK += dSᵀ Q;   dK *= scale
@@ -25,8 +26,9 @@
 namespace kron_attn::cuda {
 
 template <class T>
-__global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __restrict__ out, float* __restrict__ delta,
-                             int heads, int n, int d, int64_t rows) {
+__global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __restrict__ out,
+                             const float* __restrict__ dlse, float* __restrict__ delta, int heads, int n, int d,
+                             int64_t rows) {
   // One warp per row; out and delta are contiguous, dout only has a contiguous last dimension.
   const int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (r >= rows) return;
@@ -38,7 +40,7 @@ __global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __
   for (int c = lane; c < d; c += 32) s += Elem<T>::to_float(a[c]) * Elem<T>::to_float(o[c]);
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-  if (lane == 0) delta[r] = s;
+  if (lane == 0) delta[r] = dlse != nullptr ? s - dlse[r] : s;
 }
 
 template <class Traits, class T>
@@ -299,8 +301,8 @@ void run_bwd(const BwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   const int64_t n = p.tokens_total, rows = batch_heads * n;
   constexpr int kRowsPerBlock = 8;  // one warp per row
   launch_kernel(delta_kernel<T>, "delta_kernel", (rows + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock, 0,
-                stream, static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.delta, p.heads,
-                p.tokens_total, D, rows);
+                stream, static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.dlse, p.delta,
+                p.heads, p.tokens_total, D, rows);
   launch_kernel(bwd_kv_kernel<KV, T>, "bwd_kv_kernel", (n + KV::kBlockN - 1) / KV::kBlockN * batch_heads,
                 KV::kThreads, KV::kSmemElems * sizeof(T) + KV::kSmemFloats * sizeof(float) + lay, stream, p);
   launch_kernel(bwd_q_kernel<Q, T>, "bwd_q_kernel", (n + Q::kBlockM - 1) / Q::kBlockM * batch_heads, Q::kThreads,

@@ -18,6 +18,7 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <optional>
 #include <iterator>
 #include <string>
 #include <tuple>
@@ -154,9 +155,10 @@ template <class Device>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& dout, const at::Tensor& q,
                                                              const at::Tensor& k, const at::Tensor& v,
                                                              const at::Tensor& out, const at::Tensor& lse,
-                                                             const at::Tensor& layout, double scale) {
+                                                             const at::Tensor& layout, double scale,
+                                                             const std::optional<at::Tensor>& dlse) {
   const char* op = "kron_attn.attention_bwd";
-  const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, layout, at::kFloat);
+  const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, dlse, layout, at::kFloat);
   Device::check(op, q);
   check_coverage(op, s);
   const at::ScalarType dt = kernel_dtype(op, q.scalar_type());
@@ -168,7 +170,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
   const at::Tensor qc = as_kernel_input(q, dt), kc = as_kernel_input(k, dt), vc = as_kernel_input(v, dt);
   const at::Tensor dc = as_kernel_input(dout, dt);
   const at::Tensor oc = out.to(dt, false, false, at::MemoryFormat::Contiguous).contiguous();
-  const at::Tensor lsec = lse.contiguous();
+  const at::Tensor lsec = lse.contiguous(), dlsec = dlse.has_value() ? dlse->contiguous() : lsec;
   at::Tensor delta = at::empty({s.B, s.H, s.N}, q.options().dtype(at::kFloat));
   const typename Device::Scope scope(q, {{"q", qc, false},
                                          {"k", kc, false},
@@ -176,6 +178,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
                                          {"dout", dc, false},
                                          {"out", oc, false},
                                          {"lse", lsec, false},
+                                         {"dlse", dlsec, false},
                                          {"delta", delta, true},
                                          {"dq", dq, true},
                                          {"dk", dk, true},
@@ -187,6 +190,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
   p.dout = dc.data_ptr();
   p.out = oc.data_ptr();
   p.lse = lsec.data_ptr<float>();
+  p.dlse = dlse.has_value() ? dlsec.data_ptr<float>() : nullptr;
   p.delta = delta.data_ptr<float>();  // filled by run_bwd's first kernel
   p.dq = dq.data_ptr();
   p.dk = dk.data_ptr();

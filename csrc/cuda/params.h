@@ -42,7 +42,8 @@ struct BwdParams {
   const void* dout;
   const void* out;     // (B, H, N, D) contiguous forward output
   const float* lse;    // (B, H, N) contiguous
-  float* delta;        // (B, H, N) contiguous workspace: rowsum(dO * O), written first
+  const float* dlse;   // (B, H, N) contiguous gradient of lse, or null
+  float* delta;        // (B, H, N) contiguous workspace: rowsum(dO * O) - dlse, written first
   void* dq;            // (B, H, N, D) contiguous outputs
   void* dk;
   void* dv;

@@ -53,7 +53,7 @@ TORCH_LIBRARY_FRAGMENT(kron_attn, m) {
   m.def("cuda_emu_fwd(Tensor q, Tensor k, Tensor v, Tensor layout, float scale) -> (Tensor out, Tensor lse)");
   m.def(
       "cuda_emu_bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor layout, "
-      "float scale) -> (Tensor dq, Tensor dk, Tensor dv)");
+      "float scale, Tensor? dlse=None) -> (Tensor dq, Tensor dk, Tensor dv)");
 }
 
 TORCH_LIBRARY_IMPL(kron_attn, CPU, m) {

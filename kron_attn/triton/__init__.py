@@ -50,8 +50,8 @@ def _ops():
     return ops
 
 
-def attention(q, k, v, layout, scale):
-    """Forward through the registered Triton op (differentiable)."""
+def attention_fwd(q, k, v, layout, scale):
+    """``(out, lse)`` through the registered Triton op (differentiable in both)."""
     if q.dtype not in DTYPES:
         raise TypeError(f"the triton backend supports {', '.join(map(str, DTYPES))}, got {q.dtype}")
-    return _ops().triton_fwd(q, k, v, layout, scale)[0]
+    return _ops().triton_fwd(q, k, v, layout, scale)

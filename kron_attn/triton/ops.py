@@ -99,12 +99,14 @@ def triton_bwd(
     lse: torch.Tensor,
     layout: torch.Tensor,
     scale: float,
+    dlse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dout, q, k, v = _last_dim_contiguous(dout, q, k, v)
     b, h, n, d = q.shape
     dq, dk, dv = (torch.zeros(b, h, n, d, dtype=torch.float32, device=q.device) for _ in range(3))
     if dq.numel() > 0:
-        delta = (dout.float() * out.float()).sum(-1).contiguous()
+        delta = (dout.float() * out.float()).sum(-1)  # less the gradient of lse: dS = P (dP - delta)
+        delta = (delta if dlse is None else delta - dlse.float()).contiguous()
         lay, (qc, qt, qk, kc, kt, kk), (bm, bn, bd), frames, tokens = _prepare(layout, n, d, q.device)
         common = (h, n, frames, tokens, d)
         scales = (scale * 1.4426950408889634, scale)
@@ -122,7 +124,7 @@ def triton_bwd(
 
 
 @triton_bwd.register_fake
-def _(dout, q, k, v, out, lse, layout, scale):
+def _(dout, q, k, v, out, lse, layout, scale, dlse=None):
     return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
 
 
