@@ -17,7 +17,7 @@ all: build
 $(VENV)/.deps: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" "$(TORCHVISION)" numpy ninja setuptools wheel
-	$(PY) -m pip install -q open_clip_torch timm safetensors tqdm pyyaml av matplotlib pytest hypothesis pytest-benchmark expecttest ruff
+	$(PY) -m pip install -q open_clip_torch timm transformers safetensors tqdm pyyaml av matplotlib pytest hypothesis pytest-benchmark expecttest ruff
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)

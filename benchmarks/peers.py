@@ -56,8 +56,7 @@ DESCRIPTION = {
 
 
 def allowed_pairs(shape: Shape, layout: str) -> int:
-    lay = kron_attn.layouts.preset(layout, shape.T)
-    return int(lay.sum()) * shape.L**2 + int((~lay.diagonal()).sum()) * shape.L
+    return kron_attn.Layout.of(layout, shape.T).allowed_pairs(shape.L)
 
 
 def flops(shape: Shape, pairs: int, mode: str) -> float:

@@ -10,7 +10,17 @@ _extension.load()  # before anything touches the compiled ops: a clear error for
 
 from . import layouts, masks, reference  # noqa: E402
 from .api import attention, available_backends  # noqa: E402
-from .module import KroneckerAttention  # noqa: E402
+from .layouts import Layout  # noqa: E402
+from .module import KroneckerAttention, swap_attention  # noqa: E402
 
-__all__ = ["attention", "available_backends", "KroneckerAttention", "layouts", "masks", "reference"]
+__all__ = [
+    "attention",
+    "available_backends",
+    "KroneckerAttention",
+    "Layout",
+    "layouts",
+    "masks",
+    "reference",
+    "swap_attention",
+]
 __version__ = "0.1.0"

@@ -86,10 +86,8 @@ def attention(
         raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
     frame_tokens = q.shape[2] - prefix_tokens
     if frame_tokens < frames or frame_tokens % frames:
-        raise ValueError(
-            f"sequence length N = {q.shape[2]} less {prefix_tokens} prefix tokens is not a positive multiple of "
-            f"frames = {frames}"
-        )
+        tokens = f"N = {q.shape[2]}" + (f" less prefix_tokens = {prefix_tokens}" if prefix_tokens else "")
+        raise ValueError(f"sequence length {tokens} is not a positive multiple of frames = {frames}")
     if not 1 <= q.shape[3] <= 256:
         raise ValueError(f"head dim D = {q.shape[3]} is out of range [1, 256]")
     if backend not in BACKENDS:

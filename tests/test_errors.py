@@ -15,7 +15,7 @@ def qkv(shape=(1, 2, 6, 8), dtype=torch.float32):
 @pytest.mark.parametrize(
     "make, err, match",
     [
-        (lambda q, k, v: dict(q=q, k=k, v=v, frames=4), ValueError, "N = 6 is not divisible by frames = 4"),
+        (lambda q, k, v: dict(q=q, k=k, v=v, frames=4), ValueError, "N = 6 is not a positive multiple of frames = 4"),
         (lambda q, k, v: dict(q=q, k=k, v=v, frames=0), ValueError, "frames must be an int >= 1"),
         (lambda q, k, v: dict(q=q, k=k, v=v, frames=2.0), ValueError, "frames must be an int >= 1"),
         (lambda q, k, v: dict(q=q, k=k, v=v, frames=3, layout="diag"), ValueError, "unknown layout preset"),

@@ -42,5 +42,5 @@ def test_module_errors():
     block = kron_attn.KroneckerAttention(8, 2, frames=2)
     with pytest.raises(ValueError, match=r"expected input \(B, N, 8\)"):
         block(torch.randn(2, 4, 6))
-    with pytest.raises(ValueError, match="not divisible by frames"):
+    with pytest.raises(ValueError, match="not a positive multiple of frames"):
         block(torch.randn(2, 5, 8))

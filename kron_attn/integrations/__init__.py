@@ -1,0 +1,1 @@
+"""Kronecker-mask attention inside other libraries' models (optional dependencies)."""
