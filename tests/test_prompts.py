@@ -230,10 +230,50 @@ def test_shipped_label_lists_match_published_copies():
                 assert names == [row[1] for row in list(csv.reader(f))[1:]]
 
 
-@pytest.mark.parametrize("dataset,n", [("hmdb51", 51), ("ucf101", 101)])
+@pytest.mark.parametrize("dataset,n", [("hmdb51", 51), ("ucf101", 101), ("kinetics400", 400), ("kinetics600", 600)])
 def test_shipped_prompts_are_complete(dataset, n, count):
-    from claver.prompts.stats import problems
+    from claver.prompts.stats import problems, retrieval_accuracy
 
     pf = prompts.load(dataset)
     assert len(pf.classes) == n and pf.generator.get("model")
+    # the label list exactly, 4 families x 2 within CLIP's context, no description under two classes
     assert problems(pf, class_names(dataset), count, min_variants=2) == []
+    assert retrieval_accuracy(pf) > 0.5
+
+
+def test_kinetics600_shares_the_kinetics400_descriptions():
+    from claver.labels.zeroshot import K400_TO_K600_RENAMES, kinetics600_novel_classes
+
+    k400, k600 = prompts.load("kinetics400").by_name(), prompts.load("kinetics600").by_name()
+    shared = {K400_TO_K600_RENAMES.get(n, n): texts for n, texts in k400.items()}
+    shared = {name: texts for name, texts in shared.items() if name in k600}  # Kinetics-600 dropped 20
+    assert len(shared) == 380 and all(k600[name] == texts for name, texts in shared.items())
+    assert sorted(set(k600) - set(shared)) == sorted(kinetics600_novel_classes())
+
+
+def test_retrieval_accuracy_tells_distinct_descriptions_from_templates():
+    from claver.prompts.format import PromptClass, PromptFile
+    from claver.prompts.stats import retrieval_accuracy
+
+    def file(texts):
+        classes = [PromptClass(i, name, {"scene": t}) for i, (name, t) in enumerate(texts.items())]
+        return PromptFile("toy", ["scene"], {}, classes)
+
+    distinct = {
+        "swim": ["water pool lanes goggles", "pool water strokes lanes", "goggles water lap pool"],
+        "ski": ["snow slope poles boots", "slope snow lift poles", "boots snow piste slope"],
+        "cook": ["stove pan kitchen knife", "kitchen pan oil stove", "knife pan stove kitchen"],
+    }
+    template = {name: [f"a person doing {name} in a video", f"a video of {name}", f"{name} being done"]
+                for name in distinct}  # fmt: skip
+    assert retrieval_accuracy(file(distinct)) == 1.0
+    assert retrieval_accuracy(file(template)) <= 1 / 3
+
+
+def test_stats_flags_descriptions_that_name_another_action_by_contrast(count):
+    from claver.prompts.format import PromptClass, PromptFile
+    from claver.prompts.stats import problems
+
+    texts = {"scene": ["A pool with lanes, unlike running on a track.", "Swimmers in goggles at a pool."]}
+    pf = PromptFile("toy", ["scene"], {}, [PromptClass(0, "swimming", texts)])
+    assert [p.split(":")[0] for p in problems(pf, ["swimming"], count, min_variants=2)] == ["'swimming'/scene"]

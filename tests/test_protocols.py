@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import claver
-from claver import evaluate
+from claver import evaluate, prompts
 from claver.data import synthetic
 from claver.data.fewshot import write_shot_lists
 from claver.labels import class_names, zeroshot
@@ -80,11 +80,12 @@ def test_zero_shot_configs_expand_to_three_splits(name, classes):
     cfg = load_config(CONFIGS / "zeroshot" / f"{name}.yaml")
     train = load_config(CONFIGS / "zeroshot" / "k400_b16_32f.yaml")
     assert (cfg.model, cfg.model.frames) == (train.model, train.model.frames) == (train.model, 32)
-    assert train.data.labels == "kinetics400" and cfg.eval.splits == [1, 2, 3]
+    assert (train.data.labels, train.data.prompts) == ("kinetics400", "kinetics400") and cfg.eval.splits == [1, 2, 3]
     vals = set()
     for s in cfg.eval.splits:
         split = for_split(cfg, s)
         assert f"{s}" in split.data.val and len(class_names(split.data.labels)) == classes
+        assert set(class_names(split.data.labels)) <= set(prompts.load(split.data.prompts).by_name())
         vals.add(split.data.val)
     assert len(vals) == 3
 

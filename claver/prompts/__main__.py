@@ -12,7 +12,7 @@ from .backends import OpenAIChat, PromptBackendError, Transformers, with_retries
 from .fitting import clip_token_counter
 from .format import FAMILIES
 from .generate import generate
-from .stats import family_counts, problems
+from .stats import family_counts, problems, retrieval_accuracy
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -57,6 +57,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"prompts {target}: {len(pf.classes)} classes, generator {pf.generator.get('model', '?')}")
         for fam, (n, lo, hi) in family_counts(pf).items():
             print(f"  {fam:14s} {n:5d} descriptions, {lo}-{hi} per class")
+        print(f"  retrieval accuracy {retrieval_accuracy(pf):.2f} (descriptions alone, class-name words removed)")
         found = problems(pf, labels, count, args.min_variants)
         for p in found:
             print(f"  problem: {p}")
