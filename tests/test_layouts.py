@@ -69,7 +69,7 @@ def test_sparsity_and_render():
         (lambda: layouts.preset("kmtx", 4), ValueError, "unknown layout preset 'kmtx'"),
         (lambda: layouts.preset("kmt", 0), ValueError, "frames must be an int >= 1"),
         (lambda: layouts.resolve(torch.ones(3, 3), 3), TypeError, "torch.bool"),
-        (lambda: layouts.resolve(torch.ones(3, 2, dtype=torch.bool), 3), ValueError, r"square \(T, T\) matrix with T >= 1, got shape \(3, 2\)"),
+        (lambda: layouts.resolve(torch.ones(3, 2, dtype=torch.bool), 3), ValueError, r"square .* shape \(3, 2\)"),
         (lambda: layouts.resolve([[True]], 1), TypeError, "preset name, a Layout or a torch.bool tensor, got list"),
         (lambda: layouts.window(4, -1), ValueError, "window size"),
         (lambda: masks.dense_mask(2, 0, "kmt"), ValueError, "tokens per frame"),
