@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import itertools
 import json
 import zipfile
 from pathlib import Path
@@ -26,7 +27,7 @@ from torch import nn
 
 from .config import ClaverConfig
 from .data.transforms import AugmentConfig, EvalTransform, TrainTransform
-from .model import CLAVER
+from .model import CLAVER, causal_mask
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_FORMAT = 2
@@ -254,8 +255,14 @@ def load_checkpoint(
         key = "video.temporal.temporal_embedding"
         state[key] = _interpolate_frames(state[key], frames)
         config.frames = frames
-    model = CLAVER(_build_clip(config.arch, config.quick_gelu), config)
-    model.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # no random initialisation to throw away: every weight comes from the file
+        model = CLAVER(_build_clip(config.arch, config.quick_gelu), config)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, assign=True)
+    if model.text.attn_mask is not None:  # the one buffer a checkpoint does not hold
+        model.text.attn_mask = causal_mask(model.text.context_length)
+    unset = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
+    if unset:
+        raise RuntimeError(f"loading {path.name} left {unset[:5]} without values: a buffer the checkpoint lacks")
     return model
 
 

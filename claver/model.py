@@ -14,6 +14,13 @@ from .video import TemporalTransformer, VideoEncoder, add_stochastic_depth, rele
 
 # Prompt sets whose frozen text features are kept (least recently used dropped first).
 TEXT_CACHE_SETS = 256
+# Prompts encoded together, sorted by length so that each chunk stops at its own longest prompt.
+TEXT_CHUNK = 64
+
+
+def causal_mask(n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(n, n)`` float32 additive mask of CLIP's text attention: position i sees positions <= i."""
+    return torch.full((n, n), float("-inf"), device=device).triu_(1)
 
 
 class CLAVER(nn.Module):
@@ -65,8 +72,36 @@ class CLAVER(nn.Module):
         if self._text_frozen:
             emb = self._cached_text(tokens.reshape(-1, *tokens.shape[-2:])).reshape(*tokens.shape[:-1], -1)
         else:
-            emb = self.text.encode_text(tokens.reshape(-1, tokens.shape[-1])).reshape(*tokens.shape[:-1], -1)
+            emb = self._encode_tokens(tokens.reshape(-1, tokens.shape[-1])).reshape(*tokens.shape[:-1], -1)
         return F.normalize(emb, dim=-1) if normalize else emb
+
+    def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(K, 77)`` -> ``(K, E)``: open_clip's ``encode_text``, each prompt run only up to its
+        end-of-text token (prompts sorted by length, in chunks of TEXT_CHUNK). Exact: CLIP's text
+        attention is causal and its feature is read at the end-of-text token, so the padding after
+        it cannot change that feature; it would only multiply the work (77 / 9 for a template prompt).
+        """
+        t = self.text
+        mask = t.attn_mask
+        causal = mask is not None and torch.equal(mask, causal_mask(len(mask), mask.device).to(mask.dtype))
+        if not tokens.numel() or t.text_pool_type != "argmax" or not causal:
+            return t.encode_text(tokens)
+        ends = tokens.argmax(dim=-1)  # the end-of-text token has the largest id
+        order = ends.argsort()
+        parts = [self._encode_prefix(tokens[i], ends[i], int(ends[i].max()) + 1) for i in order.split(TEXT_CHUNK)]
+        return torch.cat(parts)[order.argsort()]
+
+    def _encode_prefix(self, tokens: torch.Tensor, ends: torch.Tensor, n: int) -> torch.Tensor:
+        """open_clip's ``encode_text`` on the first ``n`` positions of ``tokens`` ``(K, 77)``,
+        pooled at ``ends`` ``(K,)`` (each < n)."""
+        t = self.text
+        dtype = t.transformer.get_cast_dtype()
+        x = t.token_embedding(tokens[:, :n]).to(dtype) + t.positional_embedding[:n].to(dtype)
+        x = t.ln_final(t.transformer(x, attn_mask=t.attn_mask[:n, :n]))
+        x = x[torch.arange(x.shape[0], device=x.device), ends]
+        if isinstance(t.text_projection, nn.Linear):
+            return t.text_projection(x)
+        return x if t.text_projection is None else x @ t.text_projection
 
     def _cached_text(self, sets: torch.Tensor) -> torch.Tensor:
         """Frozen features of prompt sets ``(S, C, 77)`` -> ``(S, C, E)``, one cache entry per set."""
@@ -74,7 +109,7 @@ class CLAVER(nn.Module):
         missing = [i for i, k in enumerate(keys) if k not in self._text_cache]
         if missing:
             with torch.no_grad():
-                new = self.text.encode_text(sets[missing].flatten(0, 1)).unflatten(0, (len(missing), sets.shape[1]))
+                new = self._encode_tokens(sets[missing].flatten(0, 1)).unflatten(0, (len(missing), sets.shape[1]))
         for j, i in enumerate(missing):
             self._text_cache[keys[i]] = new[j]
         for k in keys:

@@ -50,7 +50,7 @@ def release_drop_rates(p: float, clip_layers: int, temporal_layers: int) -> tupl
     """The released code's stochastic depth: ``linspace(0, p, clip_layers)`` over the CLIP blocks,
     and the first ``temporal_layers`` of those rates (the last one repeated, should there be
     more temporal blocks than CLIP blocks) for the temporal blocks."""
-    rates = torch.linspace(0, p, clip_layers).tolist()
+    rates = torch.linspace(0, p, clip_layers, device="cpu").tolist()  # host numbers, also while building on meta
     return rates, [rates[min(i, clip_layers - 1)] for i in range(temporal_layers)]
 
 

@@ -106,17 +106,17 @@ LayoutLike = str | torch.Tensor | Layout
 
 
 def preset(name: str, frames: int) -> torch.Tensor:
-    """The ``(frames, frames)`` bool layout of a preset (see the module docstring)."""
+    """The ``(frames, frames)`` bool CPU layout of a preset (see the module docstring)."""
     _check_frames(frames)
-    t = torch.arange(frames)
+    t = torch.arange(frames, device="cpu")  # host data, also inside a `with torch.device(...)` block
     if name == "kmt":
         return t[:, None] != t[None, :]
     if name == "kmct":
         return t[None, :] < t[:, None]
     if name == "joint":
-        return torch.ones(frames, frames, dtype=torch.bool)
+        return torch.ones(frames, frames, dtype=torch.bool, device="cpu")
     if name == "frame":
-        return torch.eye(frames, dtype=torch.bool)
+        return torch.eye(frames, dtype=torch.bool, device="cpu")
     raise ValueError(f"unknown layout preset {name!r}; expected one of {', '.join(PRESETS)}")
 
 
@@ -128,7 +128,7 @@ def window(frames: int, w: int, causal: bool = False) -> torch.Tensor:
     _check_frames(frames)
     if not isinstance(w, int) or w < 0:
         raise ValueError(f"window size w must be a non-negative int, got {w!r}")
-    t = torch.arange(frames)
+    t = torch.arange(frames, device="cpu")
     d = t[:, None] - t[None, :]
     return (d > 0) & (d <= w) if causal else (d != 0) & (d.abs() <= w)
 

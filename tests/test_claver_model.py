@@ -161,6 +161,22 @@ def test_shapes_and_prompt_set_logits():
     assert model(x, torch.stack([toks, toks])).shape == (2, 2, 3)
 
 
+@pytest.mark.parametrize("arch", [TINY, "ViT-B-32"])
+def test_text_encoded_up_to_each_end_token_equals_the_full_context(arch, monkeypatch):
+    monkeypatch.setattr(claver.model, "TEXT_CHUNK", 2)  # several chunks, of different lengths
+    torch.manual_seed(0)
+    model = claver.create_model(arch, frames=2).double()
+    long = " ".join(["word"] * 100)  # cut by the tokenizer: its end token is the last position
+    for names in (["jump"], ["a person doing a cartwheel on the grass", "a", "run fast", long, "b c"]):
+        toks = claver.get_tokenizer(arch)(names)
+        ours = model.encode_text(toks)
+        full = model.text.encode_text(toks)
+        torch.testing.assert_close(ours, full, rtol=1e-12, atol=1e-12)
+        (g_ours,) = torch.autograd.grad(ours.square().sum(), model.text.token_embedding.weight)
+        (g_full,) = torch.autograd.grad(full.square().sum(), model.text.token_embedding.weight)
+        torch.testing.assert_close(g_ours, g_full, rtol=1e-10, atol=1e-12)
+
+
 def test_frozen_text_features_are_cached_once_per_prompt_set():
     model = tiny()
     model.freeze_text()

@@ -26,6 +26,18 @@ def test_state_dict_interchangeable_with_multihead_attention():
     mha.load_state_dict(ours.state_dict())
 
 
+@pytest.mark.parametrize("layout", ["kmt", "kmct", "joint", "frame"])
+def test_builds_on_the_meta_device_then_loads_weights(layout):
+    # As large models are built (FSDP, accelerate, claver.load_checkpoint): no memory, no init.
+    with torch.device("meta"):
+        ours = kron_attn.KroneckerAttention(32, 4, frames=3, layout=layout)
+    assert ours.in_proj_weight.is_meta and ours.layout.device.type == "cpu"
+    ref = kron_attn.KroneckerAttention(32, 4, frames=3, layout=layout).double()
+    ours.load_state_dict(ref.state_dict(), assign=True)
+    x = torch.randn(2, 3 * 5, 32, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=0)
+
+
 def test_float32_matches_reference_module():
     c, heads, t, l = 64, 4, 8, 50
     ours = kron_attn.KroneckerAttention(c, heads, frames=t, layout="kmct")
