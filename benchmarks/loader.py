@@ -1,6 +1,7 @@
-"""How fast the training loader delivers clips: decoding, sampling and augmentation together, with
-the decoder reading only the sampled frames (claver.data.video) against the former path that
-decoded every frame of the video and then sampled.
+"""How fast the loaders deliver clips: decoding, sampling and transforms together, with the decoder
+reading only the sampled frames (claver.data.video) against the former path that decoded every
+frame of the video and then sampled; the training loader (augmented) and the evaluation loader
+(centre crop), timed over a second pass (the first starts the workers).
 
     python -m benchmarks.loader [--videos 16] [--frames 8,16,32] [--workers 1,2] [--out DIR]
     python -m benchmarks.loader --config configs/X.yaml [--opts ...]   # a real dataset instead
@@ -21,9 +22,8 @@ import av
 import numpy as np
 import torch
 
-from claver.data.dataset import Skipped, VideoDataset, collate
-from claver.data.transforms import train_transform
-from claver.data.video import DecodeError, train_indices, write_mp4
+from claver.data.dataset import VideoDataset, collate
+from claver.data.video import DecodeError, write_mp4
 from claver.engine import init_distributed, make_loader
 from claver.train_config import load_config
 
@@ -55,20 +55,23 @@ def make_clips(out: Path, count: int, seconds: int = 10, fps: int = 30, size=(34
 class FullDecodeDataset(VideoDataset):
     """The former loader: every frame of the video decoded to RGB, then the clip sampled."""
 
-    def __getitem__(self, i: int):
-        sample = self.samples[i]
+    def read_clip(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
         try:
-            with av.open(str(sample.path)) as c:
+            with av.open(str(path)) as c:
                 video = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
         except (av.FFmpegError, ValueError) as e:
-            return Skipped(str(sample.path), str(DecodeError(e)))
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        clip = torch.from_numpy(video[train_indices(len(video), self.frames, rng)]).permute(0, 3, 1, 2)
-        return train_transform(clip, self.augment, rng), sample.label, str(sample.path)
+            raise DecodeError(f"cannot read {path}: {e}") from e
+        idx, _ = self.sample_indices(len(video), rng)  # the transforms resize
+        return torch.from_numpy(video[idx]).permute(0, 3, 1, 2)
 
 
 def clips_per_second(dataset: VideoDataset, workers: int, batch: int = 4) -> float:
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=collate)
+    """Clips per second of the second pass over ``dataset`` (the first starts the workers)."""
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, num_workers=workers, collate_fn=collate, persistent_workers=workers > 0
+    )
+    for _ in loader:
+        pass
     clips, t0 = 0, time.perf_counter()
     for x, _, _ in loader:
         clips += 0 if x is None else x.shape[0]
@@ -90,15 +93,19 @@ def measure(cfg, batches: int = 20) -> dict[str, float]:
 
 def table(annotations: Path, root: Path, frames: list[int], workers: list[int]) -> str:
     rows = [
-        "| T | workers | full decode (clips/s) | sampled frames only (clips/s) | speed-up |",
-        "|---|---|---|---|---|",
+        "| loader | T | workers | full decode (clips/s) | sampled frames only (clips/s) | speed-up |",
+        "|---|---|---|---|---|---|",
     ]
-    for t in frames:
-        for w in workers:
-            old = clips_per_second(FullDecodeDataset(annotations, root, 4, frames=t), w)
-            new = clips_per_second(VideoDataset(annotations, root, 4, frames=t), w)
-            rows.append(f"| {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")
-            print(rows[-1], flush=True)
+    for train in (True, False):
+        for t in frames:
+            for w in workers:
+                old, new = (
+                    clips_per_second(cls(annotations, root, 4, frames=t, train=train), w)
+                    for cls in (FullDecodeDataset, VideoDataset)
+                )
+                mode = "training (augmented)" if train else "evaluation (centre crop)"
+                rows.append(f"| {mode} | {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")
+                print(rows[-1], flush=True)
     return "\n".join(rows)
 
 

@@ -63,13 +63,7 @@ class VideoDataset(torch.utils.data.Dataset):
         sample = self.samples[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         try:
-            with open_video(sample.path, self.decoder) as video:
-                n = video.info.num_frames
-                if self.train:  # the short side train_transform resizes to first
-                    idx, size = train_indices(n, self.frames, rng), round(self.augment.input_size * 256 / 224)
-                else:
-                    idx, size = eval_indices(n, self.frames, self.num_clips).reshape(-1), self.augment.input_size
-                frames = torch.from_numpy(video.read(idx, size)).permute(0, 3, 1, 2)
+            frames = self.read_clip(sample.path, rng)
         except DecodeError as e:
             warnings.warn(f"skipping video: {e}", stacklevel=2)
             return Skipped(str(sample.path), str(e))
@@ -78,6 +72,19 @@ class VideoDataset(torch.utils.data.Dataset):
         else:
             clip = torch.cat([eval_views(c, self.augment, self.num_crops) for c in frames.split(self.frames)])
         return clip, sample.label, str(sample.path)
+
+    def read_clip(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
+        """The sampled frames of a video, ``(T * num_clips, 3, H, W)`` uint8, decoded alone and
+        resized in the decoder to the short side the transforms start from."""
+        with open_video(path, self.decoder) as video:
+            idx, size = self.sample_indices(video.info.num_frames, rng)
+            return torch.from_numpy(video.read(idx, size)).permute(0, 3, 1, 2)
+
+    def sample_indices(self, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Frame indices of a video of ``num_frames`` frames, and the short side to decode them at."""
+        if self.train:  # the short side train_transform resizes to first
+            return train_indices(num_frames, self.frames, rng), round(self.augment.input_size * 256 / 224)
+        return eval_indices(num_frames, self.frames, self.num_clips).reshape(-1), self.augment.input_size
 
 
 def collate(batch):
