@@ -74,7 +74,7 @@ class VideoDataset(torch.utils.data.Dataset):
         return clip, sample.label, str(sample.path)
 
     def read_clip(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
-        """The sampled frames of a video, ``(T * num_clips, 3, H, W)`` uint8, decoded alone and
+        """The sampled frames of a video, ``(T * num_clips, 3, H, W)`` uint8, decoding only what they need,
         resized in the decoder to the short side the transforms start from."""
         with open_video(path, self.decoder) as video:
             idx, size = self.sample_indices(video.info.num_frames, rng)

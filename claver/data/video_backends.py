@@ -1,5 +1,5 @@
 """Optional video backends with the interface of :class:`claver.data.video_pyav.PyAVReader`:
-torchcodec (FFmpeg through PyTorch; on CUDA machines it can decode with NVDEC) and decord. Each
+torchcodec (FFmpeg through PyTorch, on the CPU; its NVDEC path is not wired in) and decord. Each
 is used only when installed and chosen (:func:`claver.data.video.open_video`)."""
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ def _resize(frames: np.ndarray, size: int | None) -> np.ndarray:
 
 
 class TorchCodecReader:
-    """torchcodec's VideoDecoder in exact seek mode (frame i is the i-th frame, as a full decode),
-    on the CPU or, with ``device="cuda"``, NVDEC."""
+    """torchcodec's VideoDecoder on the CPU in exact seek mode (frame i is the i-th frame, as a
+    full decode)."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    def __init__(self, path: str | Path):
         from torchcodec.decoders import VideoDecoder
 
         self.path = Path(path)
-        self._decoder = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC", device=device)
+        self._decoder = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC")
         m = self._decoder.metadata
         rotation = int(getattr(m, "rotation", 0) or 0) % 360
         self.info = VideoInfo(

@@ -4,15 +4,17 @@ writer.
 Reading: the packets of the video stream are indexed first, without decoding (their presentation
 timestamps, in order, are the frames; keyframe packets mark where decoding can start). For each
 wanted frame, in order, the reader decodes forward from where it is when no keyframe lies between
-(near), and seeks to the keyframe at or before the frame otherwise (far); only the wanted frames
-are converted to RGB, resized by FFmpeg's scaler when asked, before any array exists. Frame i is
-the i-th frame of a full decode; streams whose packets carry no usable timestamps are decoded
-sequentially instead.
+(near), and seeks to the keyframe at or before the frame otherwise (far); frames that are not
+wanted and that no frame refers to are skipped by the decoder, and only the wanted frames are
+converted to RGB, resized by FFmpeg's scaler when asked, before any array exists. Frame i is the
+i-th frame of a full decode; streams whose packets carry no usable timestamps, and frames a seek
+passed over (AVI seeks by decode time), are decoded in order from the start instead.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,19 +35,24 @@ class PyAVReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._container = av.open(str(self.path))
+        self._open()
         try:
-            if not self._container.streams.video:
-                raise DecodeError(f"no video stream in {self.path}")
-            self._stream = self._container.streams.video[0]
-            # Slice threads: frame threads refill their pipeline after every seek and cost more than
-            # they give on the short hops between sampled frames (measured: 340x256 and 720p H.264).
-            self._stream.thread_type = "SLICE"
             self._index()
             self.info = self._info()
         except BaseException:
             self._container.close()
             raise
+
+    def _open(self) -> None:
+        """Opens the file: a fresh demuxer and decoder."""
+        self._container = av.open(str(self.path))
+        if not self._container.streams.video:
+            self._container.close()
+            raise DecodeError(f"no video stream in {self.path}")
+        self._stream = self._container.streams.video[0]
+        # Slice threads: frame threads refill their pipeline after every seek and cost more than
+        # they give on the short hops between sampled frames (measured: 340x256 and 720p H.264).
+        self._stream.thread_type = "SLICE"
 
     def __enter__(self) -> PyAVReader:
         return self
@@ -102,7 +109,7 @@ class PyAVReader:
         self._turns = 0
         if self._count:
             try:
-                for frame in self._decode_from(0, frozenset(self._pts[:1] if self._pts else ())):
+                for frame in self._rewind():
                     self._turns = _rotation_turns(frame.rotation)
                     break
             except av.FFmpegError:
@@ -111,13 +118,20 @@ class PyAVReader:
 
     # ---- decoding ------------------------------------------------------------------------
 
-    def _decode_from(self, frame: int, wanted: frozenset = frozenset()):
-        """Seeks to the keyframe at or before ``frame`` and returns a frame iterator from there.
-        Packets whose timestamp is not in ``wanted`` are decoded only if other frames refer to
-        them (FFmpeg's skip_frame "NONREF"): the frames that are kept come out the same."""
-        if self._pts is None:
-            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
-            return self._container.decode(self._stream)
+    def _rewind(self):
+        """Every frame from the first, by a fresh demuxer and decoder that skip nothing. Reopening
+        is the rewind every format gets right: a seek to 0 means a decode time in some (AVI) and a
+        presentation time in others."""
+        self._container.close()
+        self._open()
+        return self._container.decode(self._stream)
+
+    def _decode_from(self, frame: int, wanted: frozenset):
+        """Seeks to the keyframe at or before ``frame`` (by its presentation time) and returns a
+        frame iterator from there: the ``wanted`` timestamps and the frames others refer to; the
+        packets of the rest are skipped by the decoder (FFmpeg's skip_frame "NONREF"), which leaves
+        the frames it gives unchanged. A format that seeks by decode time may land on a later
+        keyframe: the wanted frames before it are then missing, never wrong."""
         self._container.seek(self._pts[self._keyframe[frame]], stream=self._stream, backward=True, any_frame=False)
         return self._decode_packets(wanted)
 
@@ -142,15 +156,11 @@ class PyAVReader:
         if idx.size and (idx.min() < 0 or idx.max() >= self.info.num_frames):
             n = self.info.num_frames
             raise IndexError(f"frame indices must be in [0, {n}) for {self.path}, got {idx.tolist()}")
+        wanted = sorted(set(idx.tolist()))
         got: dict[int, np.ndarray] = {}
-        self._decoder, self._at = None, -1  # every read starts afresh (indices may go backwards)
-        try:
-            if self._pts is None:
-                self._read_in_order(sorted(set(idx.tolist())), size, got)
-            else:
-                self._read_seeking(sorted(set(idx.tolist())), size, got)
-        except av.FFmpegError:
-            pass  # a truncated or corrupt stream: what was decoded before the damage stays usable
+        self._read(wanted, size, got, seeking=self._pts is not None)
+        if self._pts is not None and len(got) < len(wanted):  # a seek landed late (see _decode_from)
+            self._read([i for i in wanted if i not in got], size, got, seeking=False)
         missing = sorted(set(idx.tolist()) - set(got))
         if missing:
             shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
@@ -161,10 +171,16 @@ class PyAVReader:
             return np.zeros((0, h, w, 3), np.uint8)
         return np.stack([got[i] for i in idx.tolist()])
 
+    def _read(self, wanted: list[int], size: int | None, got: dict, seeking: bool) -> None:
+        self._decoder, self._at = None, -1  # every read starts afresh (indices may go backwards)
+        # A truncated or corrupt stream raises: what was decoded before the damage stays usable.
+        with contextlib.suppress(av.FFmpegError):
+            (self._read_seeking if seeking else self._read_in_order)(wanted, size, got)
+
     def frames(self, size: int | None = None):
         """Every frame in order, converted (and resized) one at a time: a stream, not an array."""
         self._decoder, self._at = None, -1
-        for frame in self._decode_from(0):
+        for frame in self._rewind():
             yield self._convert(frame, size)
 
     def _read_seeking(self, wanted: list[int], size: int | None, got: dict) -> None:
@@ -187,10 +203,11 @@ class PyAVReader:
 
     def _read_in_order(self, wanted: list[int], size: int | None, got: dict) -> None:
         want = set(wanted)
-        for i, frame in enumerate(self._decode_from(0)):
+        for i, frame in enumerate(self._rewind()):
             if i in want:
                 got[i] = self._convert(frame, size)
-                if len(got) == len(want):
+                want.discard(i)
+                if not want:
                     break
         self._decoder, self._at = None, -1
 
