@@ -1,7 +1,7 @@
 """How fast the loaders deliver clips: decoding, sampling and transforms together, with the decoder
 reading only the sampled frames (claver.data.video) against the former path that decoded every
 frame of the video and then sampled; the training loader (augmented) and the evaluation loader
-(centre crop), timed over a second pass (the first starts the workers).
+(centre crop), the best of 3 passes each, the two paths taking turns.
 
     python -m benchmarks.loader [--videos 16] [--frames 8,16,32] [--workers 1,2] [--out DIR]
     python -m benchmarks.loader --config configs/X.yaml [--opts ...]   # a real dataset instead
@@ -65,17 +65,23 @@ class FullDecodeDataset(VideoDataset):
         return torch.from_numpy(video[idx]).permute(0, 3, 1, 2)
 
 
-def clips_per_second(dataset: VideoDataset, workers: int, batch: int = 4) -> float:
-    """Clips per second of the second pass over ``dataset`` (the first starts the workers)."""
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch, num_workers=workers, collate_fn=collate, persistent_workers=workers > 0
-    )
-    for _ in loader:
-        pass
-    clips, t0 = 0, time.perf_counter()
-    for x, _, _ in loader:
-        clips += 0 if x is None else x.shape[0]
-    return clips / (time.perf_counter() - t0)
+def clips_per_second(datasets: list[VideoDataset], workers: int, rounds: int = 3, batch: int = 4) -> list[float]:
+    """Clips per second of each dataset's loader: the best of ``rounds`` passes, the loaders
+    taking turns (after an untimed pass that starts the workers), so that a slow spell of the
+    machine falls on both."""
+    options = dict(batch_size=batch, num_workers=workers, collate_fn=collate, persistent_workers=workers > 0)
+    loaders = [torch.utils.data.DataLoader(d, **options) for d in datasets]
+    for loader in loaders:
+        for _ in loader:
+            pass
+    best = [0.0] * len(loaders)
+    for _ in range(rounds):
+        for k, loader in enumerate(loaders):
+            clips, t0 = 0, time.perf_counter()
+            for x, _, _ in loader:
+                clips += 0 if x is None else x.shape[0]
+            best[k] = max(best[k], clips / (time.perf_counter() - t0))
+    return best
 
 
 def measure(cfg, batches: int = 20) -> dict[str, float]:
@@ -99,10 +105,9 @@ def table(annotations: Path, root: Path, frames: list[int], workers: list[int]) 
     for train in (True, False):
         for t in frames:
             for w in workers:
-                old, new = (
-                    clips_per_second(cls(annotations, root, 4, frames=t, train=train), w)
-                    for cls in (FullDecodeDataset, VideoDataset)
-                )
+                paths = (FullDecodeDataset, VideoDataset)
+                datasets = [cls(annotations, root, 4, frames=t, train=train) for cls in paths]
+                old, new = clips_per_second(datasets, w)
                 mode = "training (augmented)" if train else "evaluation (centre crop)"
                 rows.append(f"| {mode} | {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")
                 print(rows[-1], flush=True)
