@@ -8,7 +8,7 @@ wanted frame, in order, the reader decodes forward from where it is when no keyf
 wanted and that no frame refers to are skipped by the decoder, and only the wanted frames are
 converted to RGB, resized by FFmpeg's scaler when asked, before any array exists. Frame i is the
 i-th frame of a full decode; streams whose packets carry no usable timestamps, and frames a seek
-passed over (AVI seeks by decode time), are decoded in order from the start instead.
+cannot reach (AVI seeks by decode time), are decoded in order from the start instead.
 """
 
 from __future__ import annotations
@@ -130,14 +130,21 @@ class PyAVReader:
         """Seeks to the keyframe at or before ``frame`` (by its presentation time) and returns a
         frame iterator from there: the ``wanted`` timestamps and the frames others refer to; the
         packets of the rest are skipped by the decoder (FFmpeg's skip_frame "NONREF"), which leaves
-        the frames it gives unchanged. A format that seeks by decode time may land on a later
-        keyframe: the wanted frames before it are then missing, never wrong."""
-        self._container.seek(self._pts[self._keyframe[frame]], stream=self._stream, backward=True, any_frame=False)
-        return self._decode_packets(wanted)
+        the frames it gives unchanged. A format that seeks by decode time (AVI) can land on a later
+        keyframe, after which frames may refer to pictures never decoded: the iterator then ends
+        at once, and the frames are read in order instead."""
+        key = self._keyframe[frame]
+        self._container.seek(self._pts[key], stream=self._stream, backward=True, any_frame=False)
+        return self._decode_packets(wanted, key)
 
-    def _decode_packets(self, wanted: frozenset):
+    def _decode_packets(self, wanted: frozenset, key: int):
         codec = self._stream.codec_context
+        landed = False
         for packet in self._container.demux(self._stream):
+            if not landed and packet.pts is not None:
+                if self._position.get(packet.pts, key) > key:
+                    return
+                landed = True
             codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted else "NONREF"
             yield from codec.decode(packet)
 
@@ -159,7 +166,7 @@ class PyAVReader:
         wanted = sorted(set(idx.tolist()))
         got: dict[int, np.ndarray] = {}
         self._read(wanted, size, got, seeking=self._pts is not None)
-        if self._pts is not None and len(got) < len(wanted):  # a seek landed late (see _decode_from)
+        if self._pts is not None and len(got) < len(wanted):  # e.g. a seek that landed late (_decode_from)
             self._read([i for i in wanted if i not in got], size, got, seeking=False)
         missing = sorted(set(idx.tolist()) - set(got))
         if missing:
