@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .video_info import DecodeError, VideoInfo, scaled_size
 
@@ -35,6 +36,7 @@ class PyAVReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._scaler = VideoReformatter()
         self._open()
         try:
             self._index()
@@ -67,15 +69,23 @@ class PyAVReader:
 
     def _index(self) -> None:
         """Timestamps of the frames in presentation order, and for each frame the position of the
-        keyframe at or before it; ``_pts`` is None when timestamps cannot identify frames."""
+        keyframe at or before it; ``_pts`` is None when timestamps cannot identify frames. The
+        first picture is decoded on the way: PyAV shows the display matrix on frames only."""
         pts, keys = [], []
+        first = None
         for packet in self._container.demux(self._stream):
+            if first is None:
+                try:
+                    first = next(iter(self._stream.codec_context.decode(packet)), None)
+                except av.FFmpegError:
+                    first = False  # the rotation stays unknown (0); reading reports the damage
             if packet.size == 0 or packet.is_discard:
                 continue
             pts.append(packet.pts)
             if packet.is_keyframe:
                 keys.append(packet.pts)
         self._count = len(pts)
+        self._turns = _rotation_turns(first.rotation) if isinstance(first, av.VideoFrame) else 0
         usable = None not in pts and len(set(pts)) == len(pts) and None not in keys and bool(keys)
         if usable:
             self._pts = sorted(pts)
@@ -98,23 +108,9 @@ class PyAVReader:
         else:
             duration = self._count / fps if fps else 0.0
         width, height = s.codec_context.width, s.codec_context.height
-        rotation = self._display_rotation()
-        if rotation % 2:
+        if self._turns % 2:
             width, height = height, width
-        return VideoInfo(self._count, fps, width, height, duration, 90 * rotation)
-
-    def _display_rotation(self) -> int:
-        """Counter-clockwise quarter turns the display matrix asks for. PyAV shows the matrix on
-        decoded frames only, so this decodes the first frame: the one picture probing decodes."""
-        self._turns = 0
-        if self._count:
-            try:
-                for frame in self._rewind():
-                    self._turns = _rotation_turns(frame.rotation)
-                    break
-            except av.FFmpegError:
-                pass
-        return self._turns
+        return VideoInfo(self._count, fps, width, height, duration, 90 * self._turns)
 
     # ---- decoding ------------------------------------------------------------------------
 
@@ -149,11 +145,11 @@ class PyAVReader:
             yield from codec.decode(packet)
 
     def _convert(self, frame: av.VideoFrame, size: int | None) -> np.ndarray:
-        if size is None:
+        w, h = (frame.width, frame.height) if size is None else scaled_size(frame.width, frame.height, size)
+        if (w, h) == (frame.width, frame.height):
             rgb = frame.to_ndarray(format="rgb24")
-        else:
-            w, h = scaled_size(frame.width, frame.height, size)
-            rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+        else:  # one scaler for the whole video: FFmpeg sets up a scaling context once, not per frame
+            rgb = self._scaler.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
         return np.rot90(rgb, self._turns).copy() if self._turns else rgb
 
     def read(self, indices, size: int | None = None) -> np.ndarray:
