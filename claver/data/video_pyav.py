@@ -7,14 +7,15 @@ wanted frame, in order, the reader decodes forward from where it is when no keyf
 (near), and seeks to the keyframe at or before the frame otherwise (far); frames that are not
 wanted and that no frame refers to are skipped by the decoder, and only the wanted frames are
 converted to RGB, resized by FFmpeg's scaler when asked, before any array exists. Frame i is the
-i-th frame of a full decode; streams whose packets carry no usable timestamps, and frames a seek
-cannot reach (AVI seeks by decode time), are decoded in order from the start instead.
+i-th frame of a full decode; streams whose packets carry no usable timestamps, and frames no seek
+reaches, are decoded in order from the start instead.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -72,6 +73,7 @@ class PyAVReader:
         keyframe at or before it; ``_pts`` is None when timestamps cannot identify frames. The
         first picture is decoded on the way: PyAV shows the display matrix on frames only."""
         pts, keys = [], []
+        self._key_dts = {}  # keyframe presentation time -> its decode time
         first = None
         for packet in self._container.demux(self._stream):
             if first is None:
@@ -84,6 +86,7 @@ class PyAVReader:
             pts.append(packet.pts)
             if packet.is_keyframe:
                 keys.append(packet.pts)
+                self._key_dts[packet.pts] = packet.dts
         self._count = len(pts)
         self._turns = _rotation_turns(first.rotation) if isinstance(first, av.VideoFrame) else 0
         usable = None not in pts and len(set(pts)) == len(pts) and None not in keys and bool(keys)
@@ -123,24 +126,30 @@ class PyAVReader:
         return self._container.decode(self._stream)
 
     def _decode_from(self, frame: int, wanted: frozenset):
-        """Seeks to the keyframe at or before ``frame`` (by its presentation time) and returns a
-        frame iterator from there: the ``wanted`` timestamps and the frames others refer to; the
-        packets of the rest are skipped by the decoder (FFmpeg's skip_frame "NONREF"), which leaves
-        the frames it gives unchanged. A format that seeks by decode time (AVI) can land on a later
-        keyframe, after which frames may refer to pictures never decoded: the iterator then ends
-        at once, and the frames are read in order instead."""
+        """Seeks to the keyframe at or before ``frame`` and returns a frame iterator from there:
+        the ``wanted`` timestamps and the frames others refer to; the packets of the rest are
+        skipped by the decoder (FFmpeg's skip_frame "NONREF"), which leaves the frames it gives
+        unchanged. The seek goes by the keyframe's presentation time, or, where that lands on a
+        later keyframe (AVI seeks by decode time, and B-frames make the two differ), by its decode
+        time; should that land late too, the iterator is empty and the frames are read in order
+        (frames decoded after a late landing may refer to pictures never decoded)."""
         key = self._keyframe[frame]
-        self._container.seek(self._pts[key], stream=self._stream, backward=True, any_frame=False)
-        return self._decode_packets(wanted, key)
+        pts = self._pts[key]
+        for ts in dict.fromkeys(t for t in (pts, self._key_dts.get(pts)) if t is not None):
+            self._container.seek(ts, stream=self._stream, backward=True, any_frame=False)
+            packets = self._container.demux(self._stream)
+            head = []
+            for packet in packets:
+                head.append(packet)
+                if packet.pts is not None:
+                    break
+            if not head or head[-1].pts is None or self._position.get(head[-1].pts, key) <= key:
+                return self._decode_packets(itertools.chain(head, packets), wanted)
+        return iter(())
 
-    def _decode_packets(self, wanted: frozenset, key: int):
+    def _decode_packets(self, packets, wanted: frozenset):
         codec = self._stream.codec_context
-        landed = False
-        for packet in self._container.demux(self._stream):
-            if not landed and packet.pts is not None:
-                if self._position.get(packet.pts, key) > key:
-                    return
-                landed = True
+        for packet in packets:
             codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted else "NONREF"
             yield from codec.decode(packet)
 
@@ -162,7 +171,7 @@ class PyAVReader:
         wanted = sorted(set(idx.tolist()))
         got: dict[int, np.ndarray] = {}
         self._read(wanted, size, got, seeking=self._pts is not None)
-        if self._pts is not None and len(got) < len(wanted):  # e.g. a seek that landed late (_decode_from)
+        if self._pts is not None and len(got) < len(wanted):  # e.g. no seek reached them (_decode_from)
             self._read([i for i in wanted if i not in got], size, got, seeking=False)
         missing = sorted(set(idx.tolist()) - set(got))
         if missing:
