@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .video_info import VideoInfo, scaled_size
+from .video_info import VideoInfo, VideoReader, scaled_size
 
 
 def _resize(frames: np.ndarray, size: int | None) -> np.ndarray:
@@ -23,7 +23,7 @@ def _resize(frames: np.ndarray, size: int | None) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-class TorchCodecReader:
+class TorchCodecReader(VideoReader):
     """torchcodec's VideoDecoder on the CPU in exact seek mode (frame i is the i-th frame, as a
     full decode)."""
 
@@ -46,14 +46,8 @@ class TorchCodecReader:
     def close(self) -> None:
         self._decoder = None
 
-    def __enter__(self) -> TorchCodecReader:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class DecordReader:
+class DecordReader(VideoReader):
     """decord's VideoReader (frame-accurate batch reads)."""
 
     def __init__(self, path: str | Path):
@@ -72,9 +66,3 @@ class DecordReader:
 
     def close(self) -> None:
         self._reader = None
-
-    def __enter__(self) -> DecordReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,4 +1,5 @@
-"""What every video backend shares: the probe result, the error, the output size rule."""
+"""What every video backend shares: the probe result, the error, the output size rule, the
+reader protocol."""
 
 from __future__ import annotations
 
@@ -28,3 +29,19 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     if width <= height:
         return short_side, max(1, round(height * short_side / width))
     return max(1, round(width * short_side / height)), short_side
+
+
+class VideoReader:
+    """Base of the backends' readers: ``info`` (:class:`VideoInfo`), ``read(indices, size)`` and
+    ``close()``; a context manager that closes on exit."""
+
+    info: VideoInfo
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -23,7 +23,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .video_info import DecodeError, VideoInfo, scaled_size
+from .video_info import DecodeError, VideoInfo, VideoReader, scaled_size
 
 
 def _rotation_turns(degrees: float) -> int:
@@ -31,7 +31,7 @@ def _rotation_turns(degrees: float) -> int:
     return int(round(degrees / 90.0)) % 4
 
 
-class PyAVReader:
+class PyAVReader(VideoReader):
     """An open video: ``info`` (:class:`VideoInfo`) and ``read(indices, size)``. Close it (or use
     it as a context manager)."""
 
@@ -56,12 +56,6 @@ class PyAVReader:
         # Slice threads: frame threads refill their pipeline after every seek and cost more than
         # they give on the short hops between sampled frames (measured: 340x256 and 720p H.264).
         self._stream.thread_type = "SLICE"
-
-    def __enter__(self) -> PyAVReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def close(self) -> None:
         self._container.close()
