@@ -106,7 +106,8 @@ def table(annotations: Path, root: Path, frames: list[int], workers: list[int]) 
         for t in frames:
             for w in workers:
                 paths = (FullDecodeDataset, VideoDataset)
-                datasets = [cls(annotations, root, 4, frames=t, train=train) for cls in paths]
+                # uint8 clips, as claver.engine.make_loader's loaders yield them
+                datasets = [cls(annotations, root, 4, frames=t, train=train, normalize=False) for cls in paths]
                 old, new = clips_per_second(datasets, w)
                 mode = "training (augmented)" if train else "evaluation (centre crop)"
                 rows.append(f"| {mode} | {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")

@@ -1,13 +1,16 @@
 """The video pipeline on generated mp4 files."""
 
+import colorsys
+
 import numpy as np
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as TF
 
-from claver.data import synthetic
+from claver.data import synthetic, transforms
 from claver.data.annotations import read_annotations
 from claver.data.dataset import Skipped, VideoDataset, collate
-from claver.data.transforms import AugmentConfig, mix_batch
+from claver.data.transforms import AugmentConfig, color_jitter, mix_batch, normalize
 from claver.data.video import DecodeError, eval_indices, probe, read_frames, train_indices
 from claver.labels import class_names
 
@@ -61,6 +64,47 @@ def test_dataset_train_and_eval_views(motion):
     val = VideoDataset(motion / "val.txt", motion, 12, frames=4, train=False, augment=aug, num_clips=2, num_crops=3)
     views, _, _ = val[0]
     assert views.shape == (6, 4, 3, 32, 32)
+    # uint8 items (the engine's loaders normalise on the device) are the same clips
+    raw = VideoDataset(motion / "train.txt", motion, 12, frames=4, train=True, augment=aug, normalize=False)[0][0]
+    assert raw.dtype == torch.uint8 and torch.equal(normalize(raw, aug.normalization), clip)
+
+
+def _torchvision_jitter(clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """color_jitter's draws applied by torchvision on the float image, rounded once."""
+    u, order = rng.uniform(-1, 1, size=4), rng.permutation(4)
+    steps = (
+        lambda x: TF.adjust_brightness(x, 1 + 0.4 * u[0]),
+        lambda x: TF.adjust_contrast(x, 1 + 0.4 * u[1]),
+        lambda x: TF.adjust_saturation(x, 1 + 0.2 * u[2]),
+        lambda x: TF.adjust_hue(x, 0.1 * u[3]),
+    )
+    x = clip.double() / 255
+    for i in order:
+        x = steps[i](x)
+    return (x * 255).round().to(torch.uint8)
+
+
+def test_color_jitter_is_torchvisions_on_float_images(motion):
+    natural = torch.from_numpy(read_frames(motion / "videos/moving_left/0000.mp4", [0, 5, 11])).permute(0, 3, 1, 2)
+    noise = torch.randint(0, 256, (2, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for clip in (natural, noise, noise.permute(0, 1, 3, 2)):  # the last one strided
+        for seed in range(12):
+            ours = color_jitter(clip, np.random.default_rng(seed))
+            ref = _torchvision_jitter(clip, np.random.default_rng(seed))
+            assert ours.dtype == torch.uint8 and ours.shape == clip.shape
+            assert (ours.int() - ref.int()).abs().max() <= 1, f"seed {seed}: more than rounding apart"
+
+
+@pytest.mark.parametrize("turn", [-0.1, -0.04, 0.0, 0.02, 0.1])
+def test_hue_rotation_over_the_whole_colour_cube(turn):
+    levels = torch.linspace(0, 1, 18, dtype=torch.float64)
+    cube = torch.stack(torch.meshgrid(levels, levels, levels, indexing="ij")).reshape(1, 3, 18, 324)
+    pixels = cube[0].flatten(1).T.tolist()  # float64 HSV round trips, Python's own (colorsys)
+    turned = [colorsys.hsv_to_rgb((h + turn) % 1, s, v) for h, s, v in (colorsys.rgb_to_hsv(*p) for p in pixels)]
+    expected = torch.tensor(turned, dtype=torch.float64).T.reshape(cube.shape)
+    torch.testing.assert_close(transforms._rotate_hue(cube.clone(), turn), expected, rtol=0, atol=1e-12)
+    grey = cube[:, :1].expand(1, 3, 18, 324).clone()
+    assert torch.equal(transforms._rotate_hue(grey.clone(), turn), grey)
 
 
 def test_broken_videos_are_skipped_and_reported(motion, tmp_path):

@@ -28,16 +28,21 @@ class AugmentConfig:
 
 
 def normalize(clip: torch.Tensor, name: str) -> torch.Tensor:
-    """uint8 ``(..., 3, H, W)`` -> float32 normalised."""
+    """uint8 ``(..., 3, H, W)`` -> float32 normalised, on the clip's device."""
     if name not in NORMALIZATION:
         raise ValueError(f"unknown normalization {name!r}; expected one of {sorted(NORMALIZATION)}")
-    mean, std = (torch.tensor(v).view(3, 1, 1) for v in NORMALIZATION[name])
+    mean, std = (torch.tensor(v, device=clip.device).view(3, 1, 1) for v in NORMALIZATION[name])
     return (clip.float() - mean) / std
 
 
 def train_transform(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """:func:`augment`, then :func:`normalize`: uint8 ``(T, 3, H, W)`` -> float32 ``(T, 3, S, S)``."""
+    return normalize(augment(clip, cfg, rng), cfg.normalization)
+
+
+def augment(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
     """Resize the short side to 256/224 of the input size, multi-scale crop, resize to the input
-    size, flip, colour jitter, grayscale, normalise."""
+    size, flip, colour jitter, grayscale: uint8 ``(T, 3, H, W)`` -> uint8 ``(T, 3, S, S)``."""
     base = round(cfg.input_size * 256 / 224)
     clip = TF.resize(clip, base, antialias=True)
     h, w = clip.shape[-2:]
@@ -54,26 +59,74 @@ def train_transform(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Gener
         clip = color_jitter(clip, rng)
     if rng.random() < cfg.grayscale:
         clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
-    return normalize(clip, cfg.normalization)
-
-
-def color_jitter(clip: torch.Tensor, rng: np.random.Generator, b=0.4, c=0.4, s=0.2, h=0.1) -> torch.Tensor:
-    """Brightness, contrast, saturation and hue jitter in a random order, one draw per clip."""
-    u = rng.uniform(-1, 1, size=4)
-    ops = [
-        lambda x: TF.adjust_brightness(x, 1 + b * float(u[0])),
-        lambda x: TF.adjust_contrast(x, 1 + c * float(u[1])),
-        lambda x: TF.adjust_saturation(x, 1 + s * float(u[2])),
-        lambda x: TF.adjust_hue(x, h * float(u[3])),
-    ]
-    for i in rng.permutation(4):
-        clip = ops[i](clip)
     return clip
 
 
+def color_jitter(clip: torch.Tensor, rng: np.random.Generator, b=0.4, c=0.4, s=0.2, h=0.1) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue jitter in a random order, one draw per clip:
+    uint8 ``(T, 3, H, W)`` -> uint8, on the CPU.
+
+    The four adjustments are torchvision's (``ColorJitter``: contrast about each frame's mean
+    luma, hue in HSV), computed as its float path computes them, clamped to [0, 1] after each,
+    and rounded to uint8 once at the end; torchvision's uint8 path truncates after every step
+    (about 1.5 levels darker) and takes 3-4x as long, its HSV round trip most of that."""
+    u = rng.uniform(-1, 1, size=4)
+    # planes, not the decoder's channels-last pixels: every step below is per channel; numpy
+    # converts 2-3x faster than torch
+    x = torch.from_numpy(np.ascontiguousarray(clip.numpy(), dtype=np.float32)).div_(255)
+    steps = (
+        lambda x: x.mul_(1 + b * float(u[0])).clamp_(0, 1),
+        lambda x: _blend(x, _luma(x).mean((-2, -1), keepdim=True), 1 + c * float(u[1])),
+        lambda x: _blend(x, _luma(x), 1 + s * float(u[2])),
+        lambda x: _rotate_hue(x, h * float(u[3])),
+    )
+    for i in rng.permutation(4):
+        x = steps[i](x)
+    return torch.from_numpy(x.mul_(255).add_(0.5).numpy().astype(np.uint8))
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of ``(..., 3, H, W)`` as ``(..., 1, H, W)``, torchvision's grayscale weights."""
+    r, g, b = x.unbind(-3)
+    return (r * 0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: float) -> torch.Tensor:
+    """``factor * x + (1 - factor) * other`` clamped to [0, 1], in place."""
+    return x.mul_(factor).add_(other, alpha=1 - factor).clamp_(0, 1)
+
+
+def _rotate_hue(x: torch.Tensor, turn: float) -> torch.Tensor:
+    """HSV hue + ``turn`` (a fraction of a full turn, |turn| < 1/6) of float ``(..., 3, H, W)`` in
+    [0, 1], in place; value and saturation kept.
+
+    HSV to RGB gives channel n the value ``max - chroma * clamp(|d_n| - 1, 0, 1)``, d_n the hue's
+    signed distance from the channel's own hue (red 0, green 2, blue 4, in sixths of a turn).
+    Before the turn, ``|d_n| * chroma = max - 2 min + r + g + b - 2 x_n`` and d_n has the sign of
+    ``x_next - x_prev`` (R -> G -> B -> R), so the turned value needs no hue angle, no division
+    and no branch per pixel; grey pixels (chroma 0) stay as they are."""
+    r, g, b = x.unbind(-3)
+    hi = torch.maximum(r, g)
+    hi = torch.maximum(hi, b, out=hi)
+    chroma = torch.minimum(r, g)
+    chroma = torch.minimum(chroma, b, out=chroma)
+    k = torch.add(r, g).add_(b).add_(hi).sub_(chroma, alpha=2).unsqueeze_(-3)  # max - 2 min + r + g + b
+    chroma = chroma.neg_().add_(hi).unsqueeze_(-3)
+    t = torch.empty_like(x)  # the side of each channel's hue, then its new distance below the max
+    for n, (after, before) in enumerate(((g, b), (b, r), (r, g))):
+        torch.sub(after, before, out=t[:, n])
+    t.sign_().mul_(chroma).mul_(6 * turn).sub_(x, alpha=2).add_(k).abs_().sub_(chroma).clamp_min_(0)
+    return torch.sub(hi.unsqueeze_(-3), torch.minimum(t, chroma, out=t), out=x)
+
+
 def eval_views(clip: torch.Tensor, cfg: AugmentConfig, num_crops: int = 1) -> torch.Tensor:
+    """:func:`eval_crops`, then :func:`normalize`: ``(num_crops, T, 3, S, S)`` float32."""
+    return normalize(eval_crops(clip, cfg, num_crops), cfg.normalization)
+
+
+def eval_crops(clip: torch.Tensor, cfg: AugmentConfig, num_crops: int = 1) -> torch.Tensor:
     """Resize the short side to the input size; 1 centre crop or 3 crops (left/top, centre,
-    right/bottom along the long side). Returns ``(num_crops, T, 3, S, S)`` normalised."""
+    right/bottom along the long side). uint8 ``(T, 3, H, W)`` -> uint8 ``(num_crops, T, 3, S, S)``."""
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
     s = cfg.input_size
@@ -85,7 +138,7 @@ def eval_views(clip: torch.Tensor, cfg: AugmentConfig, num_crops: int = 1) -> to
         crops = [clip[..., :, o : o + s] for o in (0, (w - s) // 2, w - s)]
     else:
         crops = [clip[..., o : o + s, :] for o in (0, (h - s) // 2, h - s)]
-    return normalize(torch.stack(crops), cfg.normalization)
+    return torch.stack(crops)
 
 
 @dataclass(frozen=True)
