@@ -48,10 +48,10 @@ def make_video(path: Path, seconds: int) -> Path:
     return write_mp4(path, frames(), fps=FPS, g=2 * FPS, keyint_min=2 * FPS, preset="veryfast")
 
 
-def run_predict(video: Path, checkpoint: Path, labels_file: str) -> tuple[float, float]:
+def run_predict(video: Path, checkpoint: Path, labels_file: str, amp: str) -> tuple[float, float]:
     """(max RSS in MiB, wall seconds) of one ``claver.predict`` process."""
     cmd = [sys.executable, "-m", "claver.predict", str(video), "--labels-file", labels_file]
-    cmd += ["--checkpoint", str(checkpoint)]
+    cmd += ["--checkpoint", str(checkpoint), "--amp", amp]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest child's so far
@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--arch", default="ViT-B-16")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--labels-file", default="hmdb51", help="as claver.predict takes it (default: 51 classes)")
+    ap.add_argument("--amp", default="bf16", help="as claver.predict takes it (default bf16; none: float32)")
     ap.add_argument("--out", type=Path, help="keep the videos and checkpoint here (default: a temporary folder)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,13 +78,13 @@ def main() -> None:
         checkpoint = claver.save_checkpoint(claver.create_model(args.arch, None, frames=8), out / "model")
         short, long = (make_video(out / f"{s}s_720p.mp4", s) for s in (1, args.seconds))
         videos = {1: short, args.seconds: long}
-        run_predict(short, checkpoint, args.labels_file)
+        run_predict(short, checkpoint, args.labels_file, args.amp)
         runs = {s: [] for s in videos}
         for _ in range(args.repeat):
             for s, v in videos.items():
-                runs[s].append(run_predict(v, checkpoint, args.labels_file))
+                runs[s].append(run_predict(v, checkpoint, args.labels_file, args.amp))
         rows = [(s, *(statistics.median(r[i] for r in runs[s]) for i in (0, 1))) for s in videos]
-    print(f"labels: {args.labels_file}\n")
+    print(f"labels: {args.labels_file}, amp: {args.amp}\n")
     print(f"| video (1280 x 720, {FPS} fps, H.264) | max RSS MiB | wall s |\n| --- | --- | --- |")
     for seconds, rss, wall in rows:
         print(f"| {seconds} s | {rss:.0f} | {wall:.1f} |")

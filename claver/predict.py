@@ -22,20 +22,29 @@ from .factory import create_model, get_tokenizer, load_checkpoint, video_transfo
 from .labels import DATASETS, class_names
 from .model import CLAVER
 from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
+from .train_config import AMP_DTYPES, amp_dtype
 
 
 class Predictor:
-    """A model with the prompt-set embeddings of one label set, ready for videos."""
+    """A model with the prompt-set embeddings of one label set, ready for videos.
 
-    def __init__(self, model: CLAVER, labels: list[str], descriptions: dict | None = None):
+    ``amp``: the autocast dtype of both encoders (None: float32 throughout), as evaluation's
+    ``optim.amp``; scores are computed in float32 either way."""
+
+    def __init__(
+        self, model: CLAVER, labels: list[str], descriptions: dict | None = None, amp: torch.dtype | None = None
+    ):
         if not labels:
             raise ValueError("no labels given")
-        self.model, self.labels = model.eval(), list(labels)
-        device = next(model.parameters()).device
+        self.model, self.labels, self.amp = model.eval(), list(labels), amp
+        self.device = next(model.parameters()).device
         tokens = tokenize_prompt_sets(build_prompt_sets(labels, descriptions), get_tokenizer(model.config.arch))
-        with torch.no_grad():
-            self.text = model.encode_text(tokens.to(device), normalize=True)  # (A, C, E), computed once
+        with torch.no_grad(), self._autocast():
+            self.text = model.encode_text(tokens.to(self.device), normalize=True).float()  # (A, C, E), once
         self.transform = video_transforms(model)[1]  # the model's image size and normalisation
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
 
     @torch.no_grad()
     def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
@@ -44,7 +53,8 @@ class Predictor:
             idx = eval_indices(v.info.num_frames, self.model.frames, 1)[0]
             frames = v.read(idx, size=self.transform.config.input_size)
         clip = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (1, T, 3, S, S)
-        emb = self.model.encode_video(clip.to(self.text.device))  # the released score, as model(...) computes it
+        with self._autocast():
+            emb = self.model.encode_video(clip.to(self.device)).float()  # the released score, as model(...) gives it
         logits = self.model.text.logit_scale.exp() * torch.einsum("be,ace->bac", emb, self.text)
         probs = average_class_probs(logits)[0]
         top = probs.topk(min(top_k, len(self.labels)))
@@ -68,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--prompts", help="prompt file or shipped name whose descriptions to add")
     ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument(
+        "--amp", default="bf16", choices=[k or "none" for k in AMP_DTYPES],
+        help="autocast dtype of the encoders, as evaluation's optim.amp (default bf16); none: float32",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     try:
         probe(args.video)  # a bad file fails here, before any model is loaded
@@ -88,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     descriptions = prompt_files.load(args.prompts).by_name() if args.prompts else None
     try:
-        top = Predictor(model.to(device), labels, descriptions)(args.video, args.top_k)
+        amp = amp_dtype(None if args.amp == "none" else args.amp)
+        top = Predictor(model.to(device), labels, descriptions, amp)(args.video, args.top_k)
     except DecodeError as e:
         _fail(e)
     for label, p in top:

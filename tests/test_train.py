@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from claver import train
 from claver.data import synthetic
@@ -140,6 +141,13 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
     model = __import__("claver").create_model("claver-tiny", ckpt)
     pairs = predict.predict(video, ["growing", "shrinking"], model)
     assert sum(p for _, p in pairs) == pytest.approx(1.0, abs=1e-5)
+    # the CLI's default bf16 autocast (as evaluation's optim.amp) against float32 throughout
+    exact = dict(predict.Predictor(model, ["growing", "shrinking", "moving left"])(video))
+    mixed = dict(predict.Predictor(model, ["growing", "shrinking", "moving left"], amp=torch.bfloat16)(video))
+    assert exact.keys() == mixed.keys() and all(abs(exact[k] - mixed[k]) < 0.02 for k in exact)
+    assert exact != mixed, "bf16 autocast was not applied"
+    predict.main([str(video), "--labels", "growing,shrinking", "--checkpoint", str(ckpt), "--amp", "none"])
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
     for bad, problem in (("empty.mp4", "empty file"), ("text.mp4", "cannot read"), ("nope.mp4", "missing video")):
         if bad != "nope.mp4":
             (tmp_path / bad).write_text("" if bad == "empty.mp4" else "not a video")
