@@ -1,7 +1,10 @@
 """How fast the loaders deliver clips: decoding, sampling and transforms together, with the decoder
 reading only the sampled frames (claver.data.video) against the former path that decoded every
 frame of the video and then sampled; the training loader (augmented) and the evaluation loader
-(centre crop), the best of 3 passes each, the two paths taking turns.
+(centre crop), the best of 3 passes each, the two paths taking turns. Both deliver what
+claver.engine's loaders deliver: uint8 clips with their colour jitter drawn, which the training
+loop applies on its device with the normalisation (``finish``); what that costs on this CPU is
+printed after the table.
 
     python -m benchmarks.loader [--videos 16] [--frames 8,16,32] [--workers 1,2] [--out DIR]
     python -m benchmarks.loader --config configs/X.yaml [--opts ...]   # a real dataset instead
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from claver.data.dataset import VideoDataset, collate
+from claver.data.transforms import finish
 from claver.data.video import DecodeError, write_mp4
 from claver.engine import init_distributed, make_loader
 from claver.train_config import load_config
@@ -78,8 +82,8 @@ def clips_per_second(datasets: list[VideoDataset], workers: int, rounds: int = 3
     for _ in range(rounds):
         for k, loader in enumerate(loaders):
             clips, t0 = 0, time.perf_counter()
-            for x, _, _ in loader:
-                clips += 0 if x is None else x.shape[0]
+            for _, labels, _ in loader:
+                clips += len(labels)
             best[k] = max(best[k], clips / (time.perf_counter() - t0))
     return best
 
@@ -89,8 +93,8 @@ def measure(cfg, batches: int = 20) -> dict[str, float]:
     loader, sampler = make_loader(cfg, train=True, dist_=init_distributed())
     sampler.set_epoch(0)
     clips, t0 = 0, time.perf_counter()
-    for n, (x, _, _) in enumerate(loader, start=1):
-        clips += 0 if x is None else x.shape[0]
+    for n, (_, labels, _) in enumerate(loader, start=1):
+        clips += len(labels)
         if n == batches:
             break
     seconds = time.perf_counter() - t0
@@ -106,13 +110,38 @@ def table(annotations: Path, root: Path, frames: list[int], workers: list[int]) 
         for t in frames:
             for w in workers:
                 paths = (FullDecodeDataset, VideoDataset)
-                # uint8 clips, as claver.engine.make_loader's loaders yield them
-                datasets = [cls(annotations, root, 4, frames=t, train=train, normalize=False) for cls in paths]
+                datasets = [cls(annotations, root, 4, frames=t, train=train, raw=True) for cls in paths]
                 old, new = clips_per_second(datasets, w)
                 mode = "training (augmented)" if train else "evaluation (centre crop)"
                 rows.append(f"| {mode} | {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")
                 print(rows[-1], flush=True)
+    rows.append("")
+    for t in frames:
+        ms = finish_ms(annotations, root, t)
+        rows.append(f"finishing training clips on this CPU (one thread), T = {t}: {ms:.1f} ms per clip")
+        print(rows[-1], flush=True)
     return "\n".join(rows)
+
+
+def finish_ms(annotations: Path, root: Path, frames: int, batch: int = 4, rounds: int = 3) -> float:
+    """Milliseconds per clip of the training loop's ``finish`` (colour jitter, grayscale,
+    normalisation) on the CPU with one thread: the best of ``rounds`` passes over the clips."""
+    dataset = VideoDataset(annotations, root, 4, frames=frames, train=True, raw=True)
+    batches = [
+        collate([dataset[i] for i in range(s, min(s + batch, len(dataset)))]) for s in range(0, len(dataset), batch)
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for clips, _, _ in batches:
+                finish(clips, "imagenet", "cpu")
+            best = min(best, (time.perf_counter() - t0) / len(dataset))
+    finally:
+        torch.set_num_threads(threads)
+    return best * 1000
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from . import prompts as prompt_files
 from .data.dataset import VideoDataset, collate
-from .data.transforms import AugmentConfig, normalize
+from .data.transforms import AugmentConfig, finish
 from .factory import get_tokenizer
 from .labels import class_names
 from .metrics import accuracy
@@ -78,13 +78,15 @@ def augment_config(cfg: TrainConfig) -> AugmentConfig:
 
 
 def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
-    """The training or validation loader of ``cfg``: batches of uint8 clips ``(B, T, 3, S, S)``
-    (training) or views ``(B, V, T, 3, S, S)``, for :func:`model_input` to normalise on the device."""
+    """The training or validation loader of ``cfg``: batches of
+    :class:`~claver.data.transforms.RawClips`, uint8 clips ``(B, T, 3, S, S)`` with their colour
+    jitter drawn (training) or views ``(B, V, T, 3, S, S)``, for
+    :func:`~claver.data.transforms.finish` on the device."""
     d = cfg.data
     names = class_names(d.labels)
     dataset = VideoDataset(
         d.train if train else d.val, d.root, len(names), cfg.model.frames, train, augment_config(cfg),
-        d.num_clips, d.num_crops, cfg.run.seed, d.decoder, normalize=False,
+        d.num_clips, d.num_crops, cfg.run.seed, d.decoder, raw=True,
     )  # fmt: skip
     sampler = EpochSampler(len(dataset), dist_.rank, dist_.world, shuffle=train, seed=cfg.run.seed)
     loader = torch.utils.data.DataLoader(
@@ -92,12 +94,6 @@ def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils
         drop_last=False, persistent_workers=False, pin_memory=dist_.device.type == "cuda",
     )  # fmt: skip
     return loader, sampler
-
-
-def model_input(clips: torch.Tensor, model, device: torch.device) -> torch.Tensor:
-    """uint8 clips of :func:`make_loader` -> float32 on ``device``, normalised with the statistics
-    the model expects (its ``config.normalization``)."""
-    return normalize(clips.to(device, non_blocking=True), model.config.normalization)
 
 
 def prompt_tokens(cfg: TrainConfig) -> torch.Tensor:
@@ -126,9 +122,10 @@ def predict_probs(model, loader, tokens: torch.Tensor, num_classes: int, dist_: 
         skipped += len(bad)
         if clips is None:
             continue
-        b, v = clips.shape[:2]
+        b, v = clips.pixels.shape[:2]
+        x = finish(clips, model.config.normalization, dist_.device).flatten(0, 1)
         with torch.autocast(dist_.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(model_input(clips.flatten(0, 1), model, dist_.device), tokens)
+            logits = model(x, tokens)
         probs.append(average_class_probs(logits.float()).view(b, v, -1).mean(1).cpu())
         labels.append(y)
     p = torch.cat(probs) if probs else torch.zeros(0, num_classes)

@@ -28,8 +28,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .data.transforms import mix_batch
-from .engine import evaluate, init_distributed, make_loader, model_input, prompt_tokens
+from .data.transforms import RawClips, finish, mix_batch
+from .engine import evaluate, init_distributed, make_loader, prompt_tokens
 from .factory import create_model, save_checkpoint
 from .labels import class_names
 from .text import prompt_set_loss, sample_prompt_sets
@@ -181,11 +181,13 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
                 weight = 1.0
                 if clips is None and sync and dist_.world > 1:
                     # every rank must join the gradient all-reduce: a zero-weight pass over a blank clip
-                    clips = torch.zeros(1, m.frames, 3, cfg.data.input_size, cfg.data.input_size, dtype=torch.uint8)
+                    clips = RawClips(
+                        torch.zeros(1, m.frames, 3, cfg.data.input_size, cfg.data.input_size, dtype=torch.uint8)
+                    )
                     labels, weight = torch.zeros(1, dtype=torch.long), 0.0
                 if clips is not None:
                     rng = np.random.default_rng([cfg.run.seed, epoch, i, dist_.rank])
-                    clips, labels = model_input(clips, core, dist_.device), labels.to(dist_.device)
+                    clips, labels = finish(clips, core.config.normalization, dist_.device), labels.to(dist_.device)
                     if weight and (cfg.optim.mixup > 0 or cfg.optim.cutmix > 0):
                         clips, target = mix_batch(clips, labels, len(names), cfg.optim.mixup, cfg.optim.cutmix,
                                                   cfg.optim.smoothing, rng=rng)  # fmt: skip

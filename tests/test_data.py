@@ -10,7 +10,14 @@ from torchvision.transforms.v2 import functional as TF
 from claver.data import synthetic, transforms
 from claver.data.annotations import read_annotations
 from claver.data.dataset import Skipped, VideoDataset, collate
-from claver.data.transforms import AugmentConfig, color_jitter, mix_batch, normalize
+from claver.data.transforms import (
+    AugmentConfig,
+    RawClips,
+    draw_photometric,
+    finish,
+    mix_batch,
+    photometric,
+)
 from claver.data.video import DecodeError, eval_indices, probe, read_frames, train_indices
 from claver.labels import class_names
 
@@ -64,35 +71,43 @@ def test_dataset_train_and_eval_views(motion):
     val = VideoDataset(motion / "val.txt", motion, 12, frames=4, train=False, augment=aug, num_clips=2, num_crops=3)
     views, _, _ = val[0]
     assert views.shape == (6, 4, 3, 32, 32)
-    # uint8 items (the engine's loaders normalise on the device) are the same clips
-    raw = VideoDataset(motion / "train.txt", motion, 12, frames=4, train=True, augment=aug, normalize=False)[0][0]
-    assert raw.dtype == torch.uint8 and torch.equal(normalize(raw, aug.normalization), clip)
+    # raw items (the engine's loaders: finished on the training device) are the same clips
+    raw = VideoDataset(motion / "train.txt", motion, 12, frames=4, train=True, augment=aug, raw=True)[0][0]
+    assert isinstance(raw, RawClips) and raw.pixels.dtype == torch.uint8 and raw.photometric.shape == (10,)
+    assert torch.equal(finish(raw, aug.normalization, "cpu"), clip)
+    raw_views = VideoDataset(motion / "val.txt", motion, 12, 4, False, aug, 2, 3, raw=True)[0][0]
+    assert raw_views.photometric is None and torch.equal(finish(raw_views, aug.normalization, "cpu"), views)
 
 
-def _torchvision_jitter(clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """color_jitter's draws applied by torchvision on the float image, rounded once."""
-    u, order = rng.uniform(-1, 1, size=4), rng.permutation(4)
-    steps = (
-        lambda x: TF.adjust_brightness(x, 1 + 0.4 * u[0]),
-        lambda x: TF.adjust_contrast(x, 1 + 0.4 * u[1]),
-        lambda x: TF.adjust_saturation(x, 1 + 0.2 * u[2]),
-        lambda x: TF.adjust_hue(x, 0.1 * u[3]),
-    )
+def _torchvision_photometric(clip: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """draw_photometric's parameters applied by torchvision's float path (0-1), on 0-255."""
+    steps = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
     x = clip.double() / 255
-    for i in order:
-        x = steps[i](x)
-    return (x * 255).round().to(torch.uint8)
+    if p[0]:
+        for step in p[5:9].long().tolist():
+            x = steps[step](x, float(p[1 + step]))
+    if p[9]:
+        x = TF.rgb_to_grayscale(x, num_output_channels=3)
+    return x * 255
 
 
-def test_color_jitter_is_torchvisions_on_float_images(motion):
+def test_photometric_is_torchvisions_on_float_images(motion):
     natural = torch.from_numpy(read_frames(motion / "videos/moving_left/0000.mp4", [0, 5, 11])).permute(0, 3, 1, 2)
-    noise = torch.randint(0, 256, (2, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    for clip in (natural, noise, noise.permute(0, 1, 3, 2)):  # the last one strided
+    noise = torch.randint(0, 256, (3, 3, 24, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    cfg = AugmentConfig(color_jitter=0.9, grayscale=0.3)
+    for clip in (natural, noise):  # natural: channels-last, as decoded
         for seed in range(12):
-            ours = color_jitter(clip, np.random.default_rng(seed))
-            ref = _torchvision_jitter(clip, np.random.default_rng(seed))
-            assert ours.dtype == torch.uint8 and ours.shape == clip.shape
-            assert (ours.int() - ref.int()).abs().max() <= 1, f"seed {seed}: more than rounding apart"
+            p = draw_photometric(cfg, np.random.default_rng(seed))
+            ours = photometric(clip.float().contiguous(), p)
+            torch.testing.assert_close(ours.double(), _torchvision_photometric(clip, p), rtol=0, atol=2e-3)
+    # a batch, clips with different steps in different orders, equals the clips one by one
+    batch = torch.stack([natural] * 6).float()
+    params = torch.stack([draw_photometric(cfg, np.random.default_rng(s)) for s in range(6)])
+    assert params[:, 0].sum() not in (0, 6), "the draws should mix jittered and plain clips"
+    one_by_one = torch.stack([photometric(c.clone(), q) for c, q in zip(batch, params)])
+    torch.testing.assert_close(photometric(batch, params), one_by_one, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="6 clips but 5 rows"):
+        photometric(batch, params[:5])
 
 
 @pytest.mark.parametrize("turn", [-0.1, -0.04, 0.0, 0.02, 0.1])

@@ -84,6 +84,8 @@ def test_loader_benchmark_table(tmp_path):
     from benchmarks import loader
 
     out = loader.main(["--videos", "2", "--seconds", "1", "--frames", "8", "--workers", "1", "--out", str(tmp_path)])
-    rows = [r.split("|") for r in out.splitlines()[2:]]
+    table, notes = out.split("\n\n")
+    rows = [r.split("|") for r in table.splitlines()[2:]]
     assert [r[1].strip() for r in rows] == ["training (augmented)", "evaluation (centre crop)"]
     assert all(r[2].strip() == "8" and float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
+    assert notes.startswith("finishing training clips on this CPU") and float(notes.split()[-4]) > 0

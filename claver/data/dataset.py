@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .annotations import read_annotations
-from .transforms import AugmentConfig, augment, eval_crops, normalize
+from .transforms import AugmentConfig, RawClips, crop_and_flip, draw_photometric, eval_crops, finish
 from .video import DecodeError, eval_indices, open_video, train_indices
 
 
@@ -26,10 +26,11 @@ class VideoDataset(torch.utils.data.Dataset):
     """Clips of ``frames`` frames from the videos of an annotation file.
 
     Training items: ``(T, 3, S, S)`` clips (one random frame per segment, augmented).
-    Evaluation items: ``(num_clips * num_crops, T, 3, S, S)`` views. Normalised float32, or with
-    ``normalize=False`` uint8, for the training loop to normalise on its device
-    (:func:`~claver.data.transforms.normalize`): a quarter of the bytes to move from the loader's
-    workers and to the accelerator. Only the sampled frames are decoded, resized in the decoder
+    Evaluation items: ``(num_clips * num_crops, T, 3, S, S)`` views. Finished float32 clips, or
+    with ``raw=True`` :class:`~claver.data.transforms.RawClips`: uint8 pixels with, for
+    training, the clip's colour jitter and grayscale drawn but not applied, for the training loop
+    to finish on its device (:func:`~claver.data.transforms.finish`), which takes the photometric
+    steps off the workers and moves a quarter of the bytes. Only the sampled frames are decoded, resized in the decoder
     to the short side the transforms start from, so memory and time follow the clip, not the
     video. A missing, unreadable, corrupt or empty video yields :class:`Skipped` with a warning;
     :func:`collate` drops it and reports it, so a run goes on and can count what it skipped.
@@ -48,10 +49,10 @@ class VideoDataset(torch.utils.data.Dataset):
         num_crops: int = 1,
         seed: int = 0,
         decoder: str | None = None,
-        normalize: bool = True,
+        raw: bool = False,
     ):
         self.samples = read_annotations(annotations, root, num_classes)
-        self.frames, self.train, self.decoder, self.normalize = frames, train, decoder, normalize
+        self.frames, self.train, self.decoder, self.raw = frames, train, decoder, raw
         self.augment = augment or AugmentConfig()
         self.num_clips, self.num_crops = num_clips, num_crops
         self.seed, self.epoch = seed, 0
@@ -72,11 +73,12 @@ class VideoDataset(torch.utils.data.Dataset):
             warnings.warn(f"skipping video: {e}", stacklevel=2)
             return Skipped(str(sample.path), str(e))
         if self.train:
-            clip = augment(frames, self.augment, rng)
+            clip = RawClips(crop_and_flip(frames, self.augment, rng), draw_photometric(self.augment, rng))
         else:
-            clip = torch.cat([eval_crops(c, self.augment, self.num_crops) for c in frames.split(self.frames)])
-        if self.normalize:
-            clip = normalize(clip, self.augment.normalization)
+            views = [eval_crops(c, self.augment, self.num_crops) for c in frames.split(self.frames)]
+            clip = RawClips(torch.cat(views))
+        if not self.raw:
+            clip = finish(clip, self.augment.normalization, "cpu")
         return clip, sample.label, str(sample.path)
 
     def read_clip(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
@@ -88,18 +90,24 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def sample_indices(self, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """Frame indices of a video of ``num_frames`` frames, and the short side to decode them at."""
-        if self.train:  # the short side augment resizes to first
+        if self.train:  # the short side crop_and_flip resizes to first
             return train_indices(num_frames, self.frames, rng), round(self.augment.input_size * 256 / 224)
         return eval_indices(num_frames, self.frames, self.num_clips).reshape(-1), self.augment.input_size
 
 
 def collate(batch):
     """Stacks the good items; returns ``(clips, labels, skipped)`` with the :class:`Skipped` items.
-    ``clips`` is None when every item of the batch was broken."""
+    ``clips``: a tensor, or :class:`~claver.data.transforms.RawClips` of stacked fields; None when
+    every item of the batch was broken."""
     good = [b for b in batch if not isinstance(b, Skipped)]
     skipped = [b for b in batch if isinstance(b, Skipped)]
     if not good:
         return None, torch.zeros(0, dtype=torch.long), skipped
-    clips = torch.stack([b[0] for b in good])
+    first = good[0][0]
+    if isinstance(first, RawClips):
+        photometric = None if first.photometric is None else torch.stack([b[0].photometric for b in good])
+        clips = RawClips(torch.stack([b[0].pixels for b in good]), photometric)
+    else:
+        clips = torch.stack([b[0] for b in good])
     labels = torch.tensor([b[1] for b in good], dtype=torch.long)
     return clips, labels, skipped

@@ -1,9 +1,12 @@
-"""Clip augmentation and normalisation on ``(T, 3, H, W)`` uint8 tensors (same parameters for
-every frame of a clip), and batch mixing (mixup / cutmix with label smoothing)."""
+"""Clip augmentation and normalisation of ``(T, 3, H, W)`` clips (same parameters for every frame
+of a clip): the geometric steps on uint8 pixels, the photometric ones and normalisation on float
+pixels, in the loader or, for a batch, on the training device (:class:`RawClips`, :func:`finish`);
+and batch mixing (mixup / cutmix with label smoothing)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,21 +31,47 @@ class AugmentConfig:
 
 
 def normalize(clip: torch.Tensor, name: str) -> torch.Tensor:
-    """uint8 ``(..., 3, H, W)`` -> float32 normalised, on the clip's device."""
+    """uint8 (or float, 0-255) ``(..., 3, H, W)`` -> float32 normalised, on the clip's device."""
     if name not in NORMALIZATION:
         raise ValueError(f"unknown normalization {name!r}; expected one of {sorted(NORMALIZATION)}")
     mean, std = (torch.tensor(v, device=clip.device).view(3, 1, 1) for v in NORMALIZATION[name])
     return (clip.float() - mean) / std
 
 
+class RawClips(NamedTuple):
+    """Clips left for the device to finish (:func:`finish`): uint8 ``pixels`` ``(..., T, 3, S, S)``
+    and, for training, their ``photometric`` parameters ``(..., PHOTOMETRIC_PARAMS)``."""
+
+    pixels: torch.Tensor
+    photometric: torch.Tensor | None = None
+
+
+def finish(clips: RawClips, normalization: str, device: torch.device | str) -> torch.Tensor:
+    """Moves raw clips to ``device`` and finishes them there: colour jitter and grayscale (when
+    they carry photometric parameters), normalisation. Returns float32 ``(..., T, 3, S, S)``."""
+    x = _planes(clips.pixels.to(device, non_blocking=True))
+    if clips.photometric is not None:
+        x = photometric(x, clips.photometric)
+    return normalize(x, normalization)
+
+
 def train_transform(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """:func:`augment`, then :func:`normalize`: uint8 ``(T, 3, H, W)`` -> float32 ``(T, 3, S, S)``."""
-    return normalize(augment(clip, cfg, rng), cfg.normalization)
+    """The whole training augmentation on the clip's device: :func:`crop_and_flip`, then
+    :func:`finish` with :func:`draw_photometric`'s parameters. uint8 ``(T, 3, H, W)`` -> float32
+    ``(T, 3, S, S)``."""
+    clip = crop_and_flip(clip, cfg, rng)
+    return finish(RawClips(clip, draw_photometric(cfg, rng)), cfg.normalization, clip.device)
 
 
-def augment(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+def _planes(pixels: torch.Tensor) -> torch.Tensor:
+    """float32 in the default (planar) layout: the decoder's channels-last pixels would make every
+    per-channel step of :func:`photometric` strided, about 3x slower."""
+    return pixels.to(torch.float32, memory_format=torch.contiguous_format)
+
+
+def crop_and_flip(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
     """Resize the short side to 256/224 of the input size, multi-scale crop, resize to the input
-    size, flip, colour jitter, grayscale: uint8 ``(T, 3, H, W)`` -> uint8 ``(T, 3, S, S)``."""
+    size, flip: uint8 ``(T, 3, H, W)`` -> uint8 ``(T, 3, S, S)``."""
     base = round(cfg.input_size * 256 / 224)
     clip = TF.resize(clip, base, antialias=True)
     h, w = clip.shape[-2:]
@@ -55,34 +84,61 @@ def augment(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) ->
     clip = TF.resized_crop(clip, top, left, ch, cw, [cfg.input_size, cfg.input_size], antialias=True)
     if rng.random() < cfg.flip:
         clip = TF.horizontal_flip(clip)
-    if rng.random() < cfg.color_jitter:
-        clip = color_jitter(clip, rng)
-    if rng.random() < cfg.grayscale:
-        clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
     return clip
 
 
-def color_jitter(clip: torch.Tensor, rng: np.random.Generator, b=0.4, c=0.4, s=0.2, h=0.1) -> torch.Tensor:
-    """Brightness, contrast, saturation and hue jitter in a random order, one draw per clip:
-    uint8 ``(T, 3, H, W)`` -> uint8, on the CPU.
+# A clip's photometric parameters: [jitter on, brightness, contrast, saturation factors, hue turn,
+# the order of the four (step ids 0-3), grayscale on].
+PHOTOMETRIC_PARAMS = 10
+_JITTER = (0.4, 0.4, 0.2, 0.1)  # ColorJitter(brightness, contrast, saturation, hue), as the released code
 
-    The four adjustments are torchvision's (``ColorJitter``: contrast about each frame's mean
-    luma, hue in HSV), computed as its float path computes them, clamped to [0, 1] after each,
-    and rounded to uint8 once at the end; torchvision's uint8 path truncates after every step
-    (about 1.5 levels darker) and takes 3-4x as long, its HSV round trip most of that."""
-    u = rng.uniform(-1, 1, size=4)
-    # planes, not the decoder's channels-last pixels: every step below is per channel; numpy
-    # converts 2-3x faster than torch
-    x = torch.from_numpy(np.ascontiguousarray(clip.numpy(), dtype=np.float32)).div_(255)
-    steps = (
-        lambda x: x.mul_(1 + b * float(u[0])).clamp_(0, 1),
-        lambda x: _blend(x, _luma(x).mean((-2, -1), keepdim=True), 1 + c * float(u[1])),
-        lambda x: _blend(x, _luma(x), 1 + s * float(u[2])),
-        lambda x: _rotate_hue(x, h * float(u[3])),
-    )
-    for i in rng.permutation(4):
-        x = steps[i](x)
-    return torch.from_numpy(x.mul_(255).add_(0.5).numpy().astype(np.uint8))
+
+def draw_photometric(cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """One clip's colour jitter (with probability ``cfg.color_jitter``: factors drawn uniformly as
+    torchvision's ``ColorJitter(0.4, 0.4, 0.2, 0.1)``, the four steps in a random order) and
+    grayscale (probability ``cfg.grayscale``): ``(PHOTOMETRIC_PARAMS,)`` float32."""
+    p = torch.zeros(PHOTOMETRIC_PARAMS)
+    p[1:4], p[5:9] = 1.0, torch.arange(4.0)  # no jitter: identity factors
+    if rng.random() < cfg.color_jitter:
+        u = rng.uniform(-1, 1, size=4)
+        b, c, s, h = _JITTER
+        p[:5] = torch.tensor([1.0, 1 + b * u[0], 1 + c * u[1], 1 + s * u[2], h * u[3]])
+        p[5:9] = torch.from_numpy(rng.permutation(4).astype(np.float32))
+    p[9] = float(rng.random() < cfg.grayscale)
+    return p
+
+
+def photometric(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Colour jitter and grayscale of float clips on 0-255, in place, on their device.
+
+    x: ``(T, 3, H, W)`` or ``(B, T, 3, H, W)``; params: ``(PHOTOMETRIC_PARAMS,)`` or
+    ``(B, PHOTOMETRIC_PARAMS)`` from :func:`draw_photometric`. The steps are torchvision's
+    (contrast about each frame's mean luma, hue in HSV, grayscale as ITU-R 601 luma) as its float
+    path computes them, clamped to [0, 255] after each, with no rounding in between (torchvision's
+    uint8 path truncates after every step, about 1.5 levels darker). Clips that draw the same
+    step at the same position are processed together."""
+    clips = x.view(-1, *x.shape[-4:])
+    p = params.detach().to("cpu", torch.float32).view(-1, PHOTOMETRIC_PARAMS)
+    if len(p) != len(clips):
+        raise ValueError(f"{len(clips)} clips but {len(p)} rows of photometric parameters")
+    jitter = p[:, 0] > 0
+    for position in range(4):
+        for step in range(4):
+            _apply(clips, jitter & (p[:, 5 + position] == step), _STEPS[step], p[:, 1 + step])
+    _apply(clips, p[:, 9] > 0, lambda v, _: v.copy_(_luma(v).expand_as(v)), p[:, 9])
+    return x
+
+
+def _apply(clips: torch.Tensor, rows: torch.Tensor, step, factors: torch.Tensor) -> None:
+    """``step(clips[rows], factor per clip)``, in place; all clips without gathering."""
+    if not rows.any():
+        return
+    f = factors[rows].to(clips.device).view(-1, 1, 1, 1, 1)
+    if rows.all():
+        step(clips, f)
+    else:
+        index = rows.nonzero().flatten().to(clips.device)
+        clips.index_copy_(0, index, step(clips.index_select(0, index), f))
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -91,14 +147,23 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (r * 0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3)
 
 
-def _blend(x: torch.Tensor, other: torch.Tensor, factor: float) -> torch.Tensor:
-    """``factor * x + (1 - factor) * other`` clamped to [0, 1], in place."""
-    return x.mul_(factor).add_(other, alpha=1 - factor).clamp_(0, 1)
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``factor * x + (1 - factor) * other`` clamped to [0, 255], in place."""
+    return x.mul_(factor).add_(other * (1 - factor)).clamp_(0, 255)
 
 
-def _rotate_hue(x: torch.Tensor, turn: float) -> torch.Tensor:
-    """HSV hue + ``turn`` (a fraction of a full turn, |turn| < 1/6) of float ``(..., 3, H, W)`` in
-    [0, 1], in place; value and saturation kept.
+_STEPS = (  # (clips (B, T, 3, H, W), factor (B, 1, 1, 1, 1)) -> clips, in place
+    lambda x, f: x.mul_(f).clamp_(0, 255),
+    lambda x, f: _blend(x, _luma(x).mean((-2, -1), keepdim=True), f),
+    lambda x, f: _blend(x, _luma(x), f),
+    lambda x, f: _rotate_hue(x, f),
+)
+
+
+def _rotate_hue(x: torch.Tensor, turn: float | torch.Tensor) -> torch.Tensor:
+    """HSV hue + ``turn`` (a fraction of a full turn, |turn| < 1/6; a float, or a tensor that
+    broadcasts against ``(..., 1, H, W)``) of float ``(..., 3, H, W)`` (any scale: [0, 1] or
+    [0, 255]), in place; value and saturation kept.
 
     HSV to RGB gives channel n the value ``max - chroma * clamp(|d_n| - 1, 0, 1)``, d_n the hue's
     signed distance from the channel's own hue (red 0, green 2, blue 4, in sixths of a turn).
@@ -112,11 +177,14 @@ def _rotate_hue(x: torch.Tensor, turn: float) -> torch.Tensor:
     chroma = torch.minimum(chroma, b, out=chroma)
     k = torch.add(r, g).add_(b).add_(hi).sub_(chroma, alpha=2).unsqueeze_(-3)  # max - 2 min + r + g + b
     chroma = chroma.neg_().add_(hi).unsqueeze_(-3)
-    t = torch.empty_like(x)  # the side of each channel's hue, then its new distance below the max
+    side = torch.empty_like(x)
     for n, (after, before) in enumerate(((g, b), (b, r), (r, g))):
-        torch.sub(after, before, out=t[:, n])
-    t.sign_().mul_(chroma).mul_(6 * turn).sub_(x, alpha=2).add_(k).abs_().sub_(chroma).clamp_min_(0)
-    return torch.sub(hi.unsqueeze_(-3), torch.minimum(t, chroma, out=t), out=x)
+        torch.sub(after, before, out=side.select(-3, n))
+    # |d_n + 6 turn| * chroma, then max - chroma * clamp(|d_n + 6 turn| - 1, 0, 1) as
+    # (max + chroma) - clamp(|d_n + 6 turn| * chroma, chroma, 2 chroma)
+    dist = torch.add(k, x, alpha=-2).addcmul_(side.sign_(), chroma * (6 * turn)).abs_()
+    dist = torch.clamp(dist, min=chroma, max=2 * chroma, out=dist)
+    return torch.sub(hi.unsqueeze_(-3).add_(chroma), dist, out=x)
 
 
 def eval_views(clip: torch.Tensor, cfg: AugmentConfig, num_crops: int = 1) -> torch.Tensor:
