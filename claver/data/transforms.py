@@ -130,14 +130,17 @@ def photometric(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 def _apply(clips: torch.Tensor, rows: torch.Tensor, step, factors: torch.Tensor) -> None:
-    """``step(clips[rows], factor per clip)``, in place; all clips without gathering."""
-    if not rows.any():
+    """``step(clips[rows], factor per clip)``, in place; a run of adjacent clips (a single clip,
+    the whole batch) as a view, others gathered and scattered back."""
+    index = rows.nonzero().flatten()
+    if len(index) == 0:
         return
-    f = factors[rows].to(clips.device).view(-1, 1, 1, 1, 1)
-    if rows.all():
-        step(clips, f)
+    f = factors[index].to(clips.device).view(-1, 1, 1, 1, 1)
+    first, last = int(index[0]), int(index[-1])
+    if last - first + 1 == len(index):
+        step(clips[first : last + 1], f)
     else:
-        index = rows.nonzero().flatten().to(clips.device)
+        index = index.to(clips.device)
         clips.index_copy_(0, index, step(clips.index_select(0, index), f))
 
 
