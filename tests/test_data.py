@@ -95,7 +95,7 @@ def test_photometric_is_torchvisions_on_float_images(motion):
     natural = torch.from_numpy(read_frames(motion / "videos/moving_left/0000.mp4", [0, 5, 11])).permute(0, 3, 1, 2)
     noise = torch.randint(0, 256, (3, 3, 24, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     cfg = AugmentConfig(color_jitter=0.9, grayscale=0.3)
-    for clip in (natural, noise):  # natural: channels-last, as decoded
+    for clip in (natural, noise):
         for seed in range(12):
             p = draw_photometric(cfg, np.random.default_rng(seed))
             ours = photometric(clip.float().contiguous(), p)

@@ -30,11 +30,13 @@ class VideoDataset(torch.utils.data.Dataset):
     with ``raw=True`` :class:`~claver.data.transforms.RawClips`: uint8 pixels with, for
     training, the clip's colour jitter and grayscale drawn but not applied, for the training loop
     to finish on its device (:func:`~claver.data.transforms.finish`), which takes the photometric
-    steps off the workers and moves a quarter of the bytes. Only the sampled frames are decoded, resized in the decoder
-    to the short side the transforms start from, so memory and time follow the clip, not the
-    video. A missing, unreadable, corrupt or empty video yields :class:`Skipped` with a warning;
-    :func:`collate` drops it and reports it, so a run goes on and can count what it skipped.
-    ``decoder``: the video backend (claver.data.video).
+    steps off the workers and moves a quarter of the bytes.
+
+    Only the sampled frames are decoded, resized in the decoder to the short side the transforms
+    start from, so memory and time follow the clip, not the video. A missing, unreadable, corrupt
+    or empty video yields :class:`Skipped` with a warning; :func:`collate` drops it and reports
+    it, so a run goes on and can count what it skipped. ``decoder``: the video backend
+    (claver.data.video).
     """
 
     def __init__(
