@@ -5,7 +5,8 @@
     python -m claver.predict VIDEO --labels-file hmdb51 --checkpoint C --prompts hmdb51
 
 Prints the top-k labels with their probabilities. Text embeddings of a label set are computed
-once per :class:`Predictor`.
+once per :class:`Predictor`. Both encoders run under bf16 autocast, as evaluation does by default
+(``optim.amp``); ``--amp none`` keeps float32 throughout.
 """
 
 from __future__ import annotations
