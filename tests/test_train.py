@@ -148,6 +148,19 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
     assert exact != mixed, "bf16 autocast was not applied"
     predict.main([str(video), "--labels", "growing,shrinking", "--checkpoint", str(ckpt), "--amp", "none"])
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    # as a command: it ends without the interpreter's teardown, so what it prints must be flushed
+    cmd = [
+        sys.executable,
+        "-m",
+        "claver.predict",
+        str(video),
+        "--labels",
+        "growing,shrinking",
+        "--checkpoint",
+        str(ckpt),
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and len(run.stdout.strip().splitlines()) == 2, run.stderr
     for bad, problem in (("empty.mp4", "empty file"), ("text.mp4", "cannot read"), ("nope.mp4", "missing video")):
         if bad != "nope.mp4":
             (tmp_path / bad).write_text("" if bad == "empty.mp4" else "not a video")
