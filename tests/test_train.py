@@ -159,7 +159,8 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
         "--checkpoint",
         str(ckpt),
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe: block-buffered
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0 and len(run.stdout.strip().splitlines()) == 2, run.stderr
     for bad, problem in (("empty.mp4", "empty file"), ("text.mp4", "cannot read"), ("nope.mp4", "missing video")):
         if bad != "nope.mp4":
