@@ -20,7 +20,7 @@
 //    key ranges and never masks an element;
 //  * fixed tiles: a (query tile, key tile) pair of a fixed tiling is SKIP (no allowed pair),
 //    FULL (every pair allowed) or PARTIAL (needs an element mask). Kernels with fixed tiles
-//    (GPU) use this.
+//    (GPU) walk them with ColumnWalk; tile_kind is the definition the walk is tested against.
 // In both, the self term of a row whose own frame pair is blocked is added analytically.
 #pragma once
 
@@ -120,17 +120,99 @@ KA_HD bool tile_has_self_term(const FrameLayout& lay, int m0, int m1, int n0, in
   return false;
 }
 
-// The fixed tiling's walk: the first column tile >= `from` (of `count`, `block` tokens each, N =
-// n tokens) that is not SKIP against the row tile [r0, r1), or `count` when none is left. Rows
-// are queries and columns keys, or the transpose when `by_key` (a backward over key tiles).
-KA_HD int next_tile(const FrameLayout& lay, int from, int count, int block, int n, int r0, int r1, bool by_key) {
-  for (int j = from; j < count; ++j) {
-    const int c0 = j * block, c1 = c0 + block < n ? c0 + block : n;
-    const TileKind kind = by_key ? tile_kind(lay, c0, c1, r0, r1) : tile_kind(lay, r0, r1, c0, c1);
-    if (kind != TILE_SKIP) return j;
+// The fixed tiling's walk over the column tiles of one row tile: the kernels' schedule. It steps
+// one column tile at a time carrying the frame and offset of the tile's first and last column, so
+// a step divides nothing; a tile's kind then comes from two reads of a per-row-tile table
+// (walk_prefix). Rows are queries and columns keys, or the transpose when `by_key` (a backward
+// over key tiles).
+//
+// walk_prefix entry u (0 <= u <= T): over column frames [0, u), how many are allowed for some row
+// frame of the row tile (low 16 bits) and how many are blocked for some row frame (high 16 bits).
+// A column tile over frames [a, b] is then SKIP when the first count does not grow from a to b + 1,
+// FULL (if it lies below N) when the second does not.
+KA_HD uint32_t walk_frame_flags(const FrameLayout& lay, int row_frame0, int row_frame1, int u, bool by_key) {
+  bool any = false, all = true;
+  for (int r = row_frame0; r <= row_frame1; ++r) {
+    const bool a = by_key ? lay.allowed(u, r) : lay.allowed(r, u);
+    any = any || a;
+    all = all && a;
   }
-  return count;
+  return (any ? 1u : 0u) | (all ? 0u : 1u << 16);
 }
+
+// The table for rows [r0, r1), into prefix[0 .. T]; what a kernel computes in parallel (flags) and
+// then scans.
+KA_HD void walk_prefix(const FrameLayout& lay, int r0, int r1, bool by_key, uint32_t* prefix) {
+  const int f0 = r0 / lay.tokens, f1 = (r1 - 1) / lay.tokens;
+  prefix[0] = 0;
+  for (int u = 0; u < lay.frames; ++u) prefix[u + 1] = prefix[u] + walk_frame_flags(lay, f0, f1, u, by_key);
+}
+
+struct ColumnWalk {
+  const uint32_t* prefix;  // walk_prefix of the row tile
+  int frames, tokens, n, block, count;  // T, L, N, columns per tile, column tiles
+  int whole;                           // column tiles that end at or before N
+  int step_frames, step_offset;        // block = step_frames * L + step_offset
+  int span_frames, span_offset;        // block - 1 = span_frames * L + L - 1 - span_offset
+  int tile;                            // the current column tile (count: done)
+  int first_frame, first_offset;       // frame and offset within it of the tile's first column
+  TileKind kind;                       // of the current tile (FULL or PARTIAL unless done)
+
+  // The walk at the first column tile that is not SKIP.
+  KA_HD static ColumnWalk start(const uint32_t* prefix, int frames, int tokens, int block) {
+    ColumnWalk w;
+    w.prefix = prefix;
+    w.frames = frames;
+    w.tokens = tokens;
+    w.n = frames * tokens;
+    w.block = block;
+    w.count = (w.n + block - 1) / block;
+    w.whole = w.n / block;
+    w.step_frames = block / tokens;
+    w.step_offset = block % tokens;
+    w.span_frames = (block - 1) / tokens;
+    w.span_offset = tokens - 1 - (block - 1) % tokens;
+    w.tile = 0;
+    w.first_frame = w.first_offset = 0;
+    w.kind = w.done() ? TILE_SKIP : w.classify();
+    if (w.kind == TILE_SKIP) w.next();
+    return w;
+  }
+
+  KA_HD bool done() const { return tile >= count; }
+  KA_HD int column0() const { return tile * block; }
+  // The frame of the tile's last column (within the clip): its first column's frame, plus the
+  // frames its width spans, plus one when the offset carries into the next frame.
+  KA_HD int last_frame() const {
+    const int last = first_frame + span_frames + (first_offset > span_offset ? 1 : 0);
+    return last < frames - 1 ? last : frames - 1;
+  }
+
+  // Kind of the current tile (not done); a tile reaching past N is never FULL, so FULL tiles need
+  // neither the element mask nor the column bound.
+  KA_HD TileKind classify() const {
+    const uint32_t c = prefix[last_frame() + 1] - prefix[first_frame];
+    if ((c & 0xffffu) == 0) return TILE_SKIP;
+    return c < (1u << 16) && tile < whole ? TILE_FULL : TILE_PARTIAL;
+  }
+
+  KA_HD void step() {
+    ++tile;
+    first_offset += step_offset;
+    first_frame += step_frames;
+    const bool wrap = first_offset >= tokens;
+    first_offset -= wrap ? tokens : 0;
+    first_frame += wrap ? 1 : 0;
+  }
+
+  // Moves to the next column tile that is not SKIP (done() when there is none).
+  KA_HD void next() {
+    do {
+      step();
+      kind = done() ? TILE_SKIP : classify();
+    } while (kind == TILE_SKIP && !done());
+  }
+};
 
 // Number of (query, key) pairs that attend, self terms included: the useful work.
 KA_HD int64_t allowed_pairs(const FrameLayout& lay) {

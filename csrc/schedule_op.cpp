@@ -13,7 +13,7 @@
 namespace kron_attn {
 namespace {
 
-// For each row tile, the column tiles next_tile() visits (ascending, padded with -1) and their
+// For each row tile, the column tiles ColumnWalk visits (ascending, padded with -1) and their
 // kinds (TILE_FULL or TILE_PARTIAL). Transposed when `by_key`.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_lists(const FrameLayout& lay, int64_t n, int64_t rows_per_tile,
                                                           int64_t cols_per_tile, bool by_key) {
@@ -25,14 +25,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_lists(const FrameLayout& lay
   auto c = count.accessor<int, 1>();
   auto t = tiles.accessor<int, 2>();
   auto k = kinds.accessor<int, 2>();
-  const int N = static_cast<int>(n), bc = static_cast<int>(cols_per_tile);
+  std::vector<uint32_t> prefix(lay.frames + 1);
   for (int r = 0; r < n_rows; ++r) {
     const int r0 = static_cast<int>(r * rows_per_tile), r1 = static_cast<int>(std::min(n, (r + 1) * rows_per_tile));
-    for (int col = next_tile(lay, 0, n_cols, bc, N, r0, r1, by_key); col < n_cols;
-         col = next_tile(lay, col + 1, n_cols, bc, N, r0, r1, by_key)) {
-      const int c0 = col * bc, c1 = std::min(N, c0 + bc);
-      t[r][c[r]] = col;
-      k[r][c[r]] = by_key ? tile_kind(lay, c0, c1, r0, r1) : tile_kind(lay, r0, r1, c0, c1);
+    walk_prefix(lay, r0, r1, by_key, prefix.data());
+    for (ColumnWalk w = ColumnWalk::start(prefix.data(), lay.frames, lay.tokens, static_cast<int>(cols_per_tile));
+         !w.done(); w.next()) {
+      t[r][c[r]] = w.tile;
+      k[r][c[r]] = w.kind;
       ++c[r];
     }
   }

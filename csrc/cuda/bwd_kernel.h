@@ -1,35 +1,42 @@
 // Backward kernels (FlashAttention-2 structure, deterministic: no atomics, every output element
-// is written by exactly one thread of one CTA):
-//   delta_kernel   Δ_i = Σ_d dO_id O_id - dlse_i                         (float32; dlse: the
+// is written by exactly one thread of one CTA). c = scale·log2 e, lse2 = lse·log2 e:
+//   delta_kernel   Δ_i = Σ_d dO_id O_id - dlse_i, lse2_i                 (float32; dlse: the
 //                  gradient of lse where lse is used, 0 otherwise: dS = P (dP - Δ_i) takes both)
 //   bwd_kv_kernel  one CTA per key tile: over the query tiles the transposed schedule keeps,
-//                  Sᵀ = K Qᵀ, Pᵀ = 2^(Sᵀ scale log2e - lse log2e), dPᵀ = V dOᵀ,
-//                  dSᵀ = Pᵀ (dPᵀ - Δ), dV += Pᵀ dO, dK += dSᵀ Q;   dK *= scale
+//                  Sᵀ = K Qᵀ, Pᵀ = 2^(Sᵀ·c - lse2), dPᵀ = V dOᵀ, dSᵀ = Pᵀ (dPᵀ - Δ),
+//                  dV += Pᵀ dO, dK += dSᵀ Q;   dK *= scale
 //   bwd_q_kernel   one CTA per query tile: over its key tiles, S, P, dP, dS as above,
 //                  dQ += dS K;   dQ *= scale
 // Working transposed in bwd_kv_kernel (each warp owns 16 keys, the rows of Sᵀ) keeps Pᵀ and dSᵀ
-// in the accumulator registers that feed the next products as A operands: nothing goes
-// through shared memory but the inputs. dQ is recomputed in its own kernel rather than
-// accumulated with atomics across key tiles: two extra products per tile pair buy a
-// bit-for-bit reproducible gradient.
-// The self term (i == j in a blocked frame pair) seeds the accumulators: P_ii from the saved
-// lse, dS_ii = P_ii (dO_i·v_i - Δ_i), dV_i += P_ii dO_i, dK_i += dS_ii q_i, dQ_i += dS_ii k_i.
+// in the accumulator registers that feed the next products as A operands: nothing goes through
+// shared memory but the inputs. dQ is recomputed in its own kernel rather than accumulated with
+// atomics across key tiles: two extra products per tile pair buy a bit-for-bit reproducible
+// gradient.
+// The self term (i == j in a blocked frame pair) seeds the accumulators: P_ii from the saved lse,
+// dS_ii = P_ii (dO_i·v_i - Δ_i), dV_i = P_ii dO_i, dK_i = dS_ii q_i, dQ_i = dS_ii k_i.
+// Both loops stream their tiles through two buffers (the next tile is copied while the current
+// one is computed); FULL and PARTIAL tiles run separate copies of the loop body, as in the
+// forward.
 #pragma once
 
 #include <math.h>
 
+#include <type_traits>
+
+#include "copy.h"
 #include "device_utils.h"
 #include "kernel_traits.h"
 #include "launch.h"
 #include "launch_kernel.h"
+#include "mask.h"
 
 namespace kron_attn::cuda {
 
 template <class T>
 __global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __restrict__ out,
-                             const float* __restrict__ dlse, float* __restrict__ delta, int heads, int n, int d,
-                             int64_t rows) {
-  // One warp per row; out and delta are contiguous, dout only has a contiguous last dimension.
+                             const float* __restrict__ lse, const float* __restrict__ dlse, float* __restrict__ delta,
+                             float* __restrict__ lse2, int heads, int n, int d, int64_t rows) {
+  // One warp per row; out, lse and delta are contiguous, dout only has a contiguous last dimension.
   const int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (r >= rows) return;
   const int lane = threadIdx.x % 32;
@@ -40,273 +47,315 @@ __global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __
   for (int c = lane; c < d; c += 32) s += Elem<T>::to_float(a[c]) * Elem<T>::to_float(o[c]);
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-  if (lane == 0) delta[r] = dlse != nullptr ? s - dlse[r] : s;
+  if (lane == 0) {
+    delta[r] = dlse != nullptr ? s - dlse[r] : s;
+    lse2[r] = lse[r] * kLog2e;
+  }
+}
+
+// Slices of one (b, h) of the backward's tensors; statistics contiguous over (B, H, N).
+template <class T>
+struct BwdSlice {
+  const T *q, *k, *v, *dout;
+  const float *lse2, *delta;
+
+  __device__ __forceinline__ BwdSlice(const BwdParams& p, int bh) {
+    const int b = bh / p.heads, h = bh % p.heads;
+    q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
+    k = static_cast<const T*>(p.k) + b * p.k_stride.batch + h * p.k_stride.head;
+    v = static_cast<const T*>(p.v) + b * p.v_stride.batch + h * p.v_stride.head;
+    dout = static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head;
+    lse2 = p.lse2 + (int64_t)bh * p.tokens_total;
+    delta = p.delta + (int64_t)bh * p.tokens_total;
+  }
+
+  // The self term of token i: dS_ii (and P_ii, returned through p_ii); every lane of the quad
+  // takes part.
+  template <int kD>
+  __device__ __forceinline__ float self_grad(const BwdParams& p, int i, int t, float* p_ii) const {
+    const float qk = quad_dot<T, kD>(q + i * p.q_stride.row, k + i * p.k_stride.row, t);
+    const float dov = quad_dot<T, kD>(dout + i * p.do_stride.row, v + i * p.v_stride.row, t);
+    *p_ii = exp2f(fmaf(qk, p.scale_log2, -lse2[i]));
+    return *p_ii * (dov - delta[i]);
+  }
+};
+
+// This thread's rows of a tile (C-fragment rows g and g + 8 of each of its warp's kR row blocks)
+// and their frames; rows past N take frame T - 1 so that layout lookups stay in bounds.
+template <int kR>
+struct FragmentRows {
+  int row[kR][2], frame[kR][2];
+
+  __device__ __forceinline__ FragmentRows(int row0, int warp, int lane, const BwdParams& p) {
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        row[r][half] = row0 + 16 * (kR * warp + r) + lane / 4 + 8 * half;
+        frame[r][half] = min(row[r][half] / p.tokens, p.frames - 1);
+      }
+    }
+  }
+};
+
+template <int kR, int kD>
+__device__ __forceinline__ void clear(float (&acc)[kR][kD / 8][4]) {
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int j = 0; j < kD / 8; ++j) acc[r][j][0] = acc[r][j][1] = acc[r][j][2] = acc[r][j][3] = 0.f;
+  }
 }
 
 template <class Traits, class T>
 __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_constant__ BwdParams p) {
-  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, S = Traits::kStages;
+  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, R = Traits::kRowBlocks;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sK = reinterpret_cast<T*>(smem);
   T* sV = sK + BN * P;
-  T* sQ = sV + BN * P;     // kStages x kBlockM rows
-  T* sdO = sQ + S * BM * P;
-  float* sLse = reinterpret_cast<float*>(sdO + S * BM * P);
-  float* sDelta = sLse + S * BM;
-  uint32_t* sLay = reinterpret_cast<uint32_t*>(sDelta + S * BM);
+  T* sQ = sV + BN * P;
+  T* sdO = sQ + BM * P;
+  float* sStat = reinterpret_cast<float*>(sdO + BM * P);  // lse2, delta (StatCopy)
+  uint32_t* sSchedule = reinterpret_cast<uint32_t*>(sStat + Traits::kSmemFloats);
 
-  const int n = p.tokens_total, L = p.tokens;
-  const int n_tiles = (n + BN - 1) / BN, m_tiles = (n + BM - 1) / BM;
+  const int n = p.tokens_total;
+  const int n_tiles = (n + BN - 1) / BN;
   const int n_tile = blockIdx.x % n_tiles, bh = blockIdx.x / n_tiles;
-  const int b = bh / p.heads, h = bh % p.heads;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
   const int n0 = n_tile * BN, n1 = min(n0 + BN, n);
+  const BwdSlice<T> x(p, bh);
 
-  const T* q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + h * p.k_stride.head;
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + h * p.v_stride.head;
-  const T* dout = static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head;
-  const float* lse = p.lse + (int64_t)bh * n;
-  const float* delta = p.delta + (int64_t)bh * n;
-
-  load_rows_async<T, BN, D, NT>(sK, k, p.k_stride.row, n0, n, tid);
-  load_rows_async<T, BN, D, NT>(sV, v, p.v_stride.row, n0, n, tid);
+  RowCopy<T, BN, D, NT>(x.k, p.k_stride.row, sK, tid).issue(n0, n);
+  RowCopy<T, BN, D, NT>(x.v, p.v_stride.row, sV, tid).issue(n0, n);
   cp_async_commit();
-  const FrameLayout lay = load_layout(sLay, p.layout, p.frames, L, tid, NT);
-  __syncthreads();
-
-  int key[2], kf[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    key[half] = n0 + warp * 16 + g + 8 * half;
-    kf[half] = min(key[half] / L, p.frames - 1);
-  }
-  float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-  for (int j = 0; j < D / 8; ++j) {
-#pragma unroll
-    for (int c = 0; c < 4; ++c) dk[j][c] = dv[j][c] = 0.f;
-  }
-
-  if (tile_has_self_term(lay, n0, n1, n0, n1)) {
-    // Q and dO at the key positions, in the (contiguous) query buffers.
-    load_rows_async<T, BN, D, NT>(sQ, q, p.q_stride.row, n0, n, tid);
-    load_rows_async<T, BN, D, NT>(sdO, dout, p.do_stride.row, n0, n, tid);
+  const RowCopy<T, BM, D, NT> q_copy(x.q, p.q_stride.row, sQ, tid);
+  const RowCopy<T, BM, D, NT> do_copy(x.dout, p.do_stride.row, sdO, tid);
+  const StatCopy<BM, NT> stat_copy(x.lse2, x.delta, sStat, tid);
+  static_assert(StatCopy<BM, NT>::kFloats == Traits::kSmemFloats, "the statistics' size");
+  const FrameLayout lay = load_schedule(sSchedule, p.layout, p.frames, p.tokens, n0, n1, /*by_key=*/true, tid, NT);
+  ColumnWalk walk = column_walk(sSchedule, lay, BM);
+  // Two copy groups per query tile: dO with the statistics, then Q.
+  auto load_do = [&] {
+    if (!walk.done()) {
+      do_copy.issue(walk.column0(), n);
+      stat_copy.issue(walk.column0(), n, tid);
+    }
     cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();
+  };
+  auto load_q = [&] {
+    if (!walk.done()) q_copy.issue(walk.column0(), n);
+    cp_async_commit();
+  };
+  load_do();
+  load_q();
+
+  const FragmentRows<R> keys(n0, warp, lane, p);
+  const MaskRows<R> mask_rows(keys.frame, n0, n1, p.tokens);
+  float dk[R][D / 8][4], dv[R][D / 8][4];
+  clear<R, D>(dk);
+  clear<R, D>(dv);
+  if (tile_has_self_term(lay, n0, n1, n0, n1)) {
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int r = warp * 16 + g + 8 * half;
-      const float qk = quad_dot<T, D>(sQ + r * P, sK + r * P, t);
-      const float dov = quad_dot<T, D>(sdO + r * P, sV + r * P, t);
-      if (key[half] < n && lay.needs_self_term(kf[half])) {
-        const float pj = exp2f(qk * p.scale_log2 - lse[key[half]] * kLog2e);
-        const float dsj = pj * (dov - delta[key[half]]);
+    for (int r = 0; r < R; ++r) {
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int c = r * P + 8 * j + 2 * t + e;
-            dv[j][2 * half + e] = pj * Elem<T>::to_float(sdO[c]);
-            dk[j][2 * half + e] = dsj * Elem<T>::to_float(sQ[c]);
-          }
+      for (int half = 0; half < 2; ++half) {
+        const int j = min(keys.row[r][half], n - 1);
+        float pj;
+        const float dsj = x.template self_grad<D>(p, j, t, &pj);
+        if (keys.row[r][half] < n && lay.needs_self_term(keys.frame[r][half])) {
+          seed_fragment_row<T, D>(dv[r], half, x.dout + j * p.do_stride.row, pj, t);
+          seed_fragment_row<T, D>(dk[r], half, x.q + j * p.q_stride.row, dsj, t);
         }
       }
     }
-    __syncthreads();
   }
 
-  auto pipe = tile_pipeline<S>(lay, m_tiles, BM, n, n0, n1, /*by_key=*/true, [&](int tile, int slot) {
-    load_rows_async<T, BM, D, NT>(sQ + slot * BM * P, q, p.q_stride.row, tile * BM, n, tid);
-    load_rows_async<T, BM, D, NT>(sdO + slot * BM * P, dout, p.do_stride.row, tile * BM, n, tid);
-    load_stat_async<BM, NT>(sLse + slot * BM, lse, tile * BM, n, tid);
-    load_stat_async<BM, NT>(sDelta + slot * BM, delta, tile * BM, n, tid);
-  });
-  const T* sKw = sK + warp * 16 * P;
-  const T* sVw = sV + warp * 16 * P;
-  int stage = 0;
-  for (int mt = pipe.start(); mt < m_tiles; mt = pipe.next(mt + 1)) {
-    pipe.refill(stage);
-    cp_async_wait<S - 1>();
-    __syncthreads();
-
-    const T* sQs = sQ + stage * BM * P;
-    const T* sdOs = sdO + stage * BM * P;
-    const float* sLses = sLse + stage * BM;
-    const float* sDeltas = sDelta + stage * BM;
-    float st[BM / 8][4], dpt[BM / 8][4];
+  const SharedA<T, R, D> k_frags(sK + 16 * R * warp * P, P, lane), v_frags(sV + 16 * R * warp * P, P, lane);
+  // One query tile. Its dO and statistics are copied while the previous tile's dK product runs, its
+  // Q while dPᵀ is computed: one buffer each, as in the forward.
+  auto step = [&](auto masked) {
+    constexpr bool kMasked = decltype(masked)::value;
+    uint32_t bits[R];
+    if constexpr (kMasked) tile_mask<R, BM, /*kTransposed=*/true>(bits, lay, walk, mask_rows, t);
+    cp_async_wait<1>();
+    __syncthreads();  // dO and the statistics have landed
+    float st[R][BM / 8][4], dpt[R][BM / 8][4];
+    warp_gemm_abt<T, R, BM, D>(dpt, v_frags, sdO, P, lane);  // dPᵀ: keys x queries
+    cp_async_wait<0>();
+    __syncthreads();  // Q has landed
+    warp_gemm_abt<T, R, BM, D>(st, k_frags, sQ, P, lane);  // Sᵀ
+    if constexpr (kMasked) apply_mask<R, BM>(st, bits);
+    // This thread's columns' statistics lie contiguously (StatCopy): lse2, then delta BM floats on.
+    const float* stats = sStat + t * (BM / 4);
 #pragma unroll
     for (int j = 0; j < BM / 8; ++j) {
+      const float2 lse2 = *reinterpret_cast<const float2*>(stats + 2 * j);
+      const float2 delta = *reinterpret_cast<const float2*>(stats + BM + 2 * j);
 #pragma unroll
-      for (int c = 0; c < 4; ++c) st[j][c] = dpt[j][c] = 0.f;
-    }
-    warp_gemm_abt<T, BM, D>(st, sKw, P, sQs, P, lane);    // Sᵀ: 16 keys x BM queries
-    warp_gemm_abt<T, BM, D>(dpt, sVw, P, sdOs, P, lane);  // dPᵀ
-
-    const int m0 = mt * BM, m1 = min(m0 + BM, n);
-    bool ok[BM / 8][4];
-    mask_fragment<BM>(ok, lay, tile_kind(lay, m0, m1, n0, n1) == TILE_PARTIAL, kf, m0, n, t, /*transposed=*/true);
+      for (int r = 0; r < R; ++r) {
 #pragma unroll
-    for (int j = 0; j < BM / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int qi = 8 * j + 2 * t + (c & 1);  // query column within the tile
-        const float pv = ok[j][c] ? exp2f(st[j][c] * p.scale_log2 - sLses[qi] * kLog2e) : 0.f;
-        st[j][c] = pv;                              // Pᵀ
-        dpt[j][c] = pv * (dpt[j][c] - sDeltas[qi]);  // dSᵀ
+        for (int c = 0; c < 4; ++c) {
+          const float pv = exp2f(fmaf(st[r][j][c], p.scale_log2, -(c % 2 ? lse2.y : lse2.x)));
+          st[r][j][c] = pv;                                              // Pᵀ
+          dpt[r][j][c] = pv * (dpt[r][j][c] - (c % 2 ? delta.y : delta.x));  // dSᵀ
+        }
       }
     }
-    warp_gemm_rega_b<T, D, BM>(dv, st, sdOs, P, lane);
-    warp_gemm_rega_b<T, D, BM>(dk, dpt, sQs, P, lane);
-
-    __syncthreads();
-    stage = (stage + 1) % S;
+    warp_gemm_rega_b<T, R, D, BM>(dv, st, sdO, P, lane);
+    walk.next();
+    __syncthreads();  // every warp is done with dO and the statistics
+    load_do();
+    warp_gemm_rega_b<T, R, D, BM>(dk, dpt, sQ, P, lane);
+    __syncthreads();  // every warp is done with Q
+    load_q();
+  };
+  while (!walk.done()) {  // steady-state loop
+    if (walk.kind == TILE_FULL) {
+      step(std::false_type{});
+    } else {
+      step(std::true_type{});
+    }
   }
   cp_async_wait<0>();
+  __syncthreads();  // with no tile to visit, the K and V copies of other threads land only here
 
   // The warp's rows of sK / sV are read by this warp only.
-  const float one[2] = {1.f, 1.f}, sc[2] = {p.scale, p.scale};
+  float one[R][2], scale[R][2];
+#pragma unroll
+  for (int r = 0; r < R; ++r) one[r][0] = one[r][1] = 1.f, scale[r][0] = scale[r][1] = p.scale;
   T* dk_out = static_cast<T*>(p.dk) + (int64_t)bh * n * D;
   T* dv_out = static_cast<T*>(p.dv) + (int64_t)bh * n * D;
-  __syncwarp();
-  store_warp_rows<T, D>(dk_out, sK + warp * 16 * P, dk, sc, n0 + warp * 16, n, lane);
-  store_warp_rows<T, D>(dv_out, sV + warp * 16 * P, dv, one, n0 + warp * 16, n, lane);
+  store_warp_rows<T, R, D>(dk_out, sK + 16 * R * warp * P, dk, scale, n0 + 16 * R * warp, n, lane);
+  store_warp_rows<T, R, D>(dv_out, sV + 16 * R * warp * P, dv, one, n0 + 16 * R * warp, n, lane);
 }
 
 template <class Traits, class T>
 __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_constant__ BwdParams p) {
-  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, S = Traits::kStages;
+  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, R = Traits::kRowBlocks;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sQ = reinterpret_cast<T*>(smem);
   T* sdO = sQ + BM * P;
   T* sK = sdO + BM * P;  // kStages x kBlockN rows
-  T* sV = sK + S * BN * P;
-  uint32_t* sLay = reinterpret_cast<uint32_t*>(sV + S * BN * P);
+  T* sV = sK + Traits::kStages * BN * P;
+  uint32_t* sSchedule = reinterpret_cast<uint32_t*>(sV + Traits::kStages * BN * P);
 
-  const int n = p.tokens_total, L = p.tokens;
-  const int m_tiles = (n + BM - 1) / BM, k_tiles = (n + BN - 1) / BN;
+  const int n = p.tokens_total;
+  const int m_tiles = (n + BM - 1) / BM;
   const int m_tile = blockIdx.x % m_tiles, bh = blockIdx.x / m_tiles;
-  const int b = bh / p.heads, h = bh % p.heads;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
   const int m0 = m_tile * BM, m1 = min(m0 + BM, n);
+  const BwdSlice<T> x(p, bh);
 
-  const T* q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + h * p.k_stride.head;
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + h * p.v_stride.head;
-  const T* dout = static_cast<const T*>(p.dout) + b * p.do_stride.batch + h * p.do_stride.head;
-  const float* lse = p.lse + (int64_t)bh * n;
-  const float* delta = p.delta + (int64_t)bh * n;
-
-  load_rows_async<T, BM, D, NT>(sQ, q, p.q_stride.row, m0, n, tid);
-  load_rows_async<T, BM, D, NT>(sdO, dout, p.do_stride.row, m0, n, tid);
+  RowCopy<T, BM, D, NT>(x.q, p.q_stride.row, sQ, tid).issue(m0, n);
+  RowCopy<T, BM, D, NT>(x.dout, p.do_stride.row, sdO, tid).issue(m0, n);
   cp_async_commit();
-  const FrameLayout lay = load_layout(sLay, p.layout, p.frames, L, tid, NT);
-  __syncthreads();
+  const RowCopy<T, BN, D, NT> k_copy(x.k, p.k_stride.row, sK, tid);
+  const RowCopy<T, BN, D, NT> v_copy(x.v, p.v_stride.row, sV, tid);
+  const FrameLayout lay = load_schedule(sSchedule, p.layout, p.frames, p.tokens, m0, m1, /*by_key=*/false, tid, NT);
+  ColumnWalk walk = column_walk(sSchedule, lay, BN);
+  // The two buffers: `stage` is the element offset of the current one in sK and sV (0 or BN·P);
+  // one XOR swaps it.
+  int stage = 0;
+  auto load = [&](int offset) {
+    k_copy.issue(walk.column0(), n, offset);
+    v_copy.issue(walk.column0(), n, offset);
+  };
+  if (!walk.done()) load(0);
+  cp_async_commit();
 
-  // Per-row statistics in registers; rows past N get lse = +inf, so their P is 0.
-  int row[2], qf[2];
-  float lse2[2], dlt[2];
+  // Per-row statistics in registers; rows past N get lse2 = +inf, so their P is 0.
+  const FragmentRows<R> queries(m0, warp, lane, p);
+  const MaskRows<R> mask_rows(queries.frame, m0, m1, p.tokens);
+  float lse2[R][2], delta[R][2];
+  float dq[R][D / 8][4];
+  clear<R, D>(dq);
+  const bool self = tile_has_self_term(lay, m0, m1, m0, m1);
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    row[half] = m0 + warp * 16 + g + 8 * half;
-    qf[half] = min(row[half] / L, p.frames - 1);
-    const bool in = row[half] < n;
-    lse2[half] = in ? lse[row[half]] * kLog2e : INFINITY;
-    dlt[half] = in ? delta[row[half]] : 0.f;
-  }
-  float dq[D / 8][4];
-#pragma unroll
-  for (int j = 0; j < D / 8; ++j) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.f;
-
-  if (tile_has_self_term(lay, m0, m1, m0, m1)) {
-    load_rows_async<T, BM, D, NT>(sK, k, p.k_stride.row, m0, n, tid);
-    load_rows_async<T, BM, D, NT>(sV, v, p.v_stride.row, m0, n, tid);
-    cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int r = warp * 16 + g + 8 * half;
-      const float qk = quad_dot<T, D>(sQ + r * P, sK + r * P, t);
-      const float dov = quad_dot<T, D>(sdO + r * P, sV + r * P, t);
-      if (row[half] < n && lay.needs_self_term(qf[half])) {
-        const float ds = exp2f(qk * p.scale_log2 - lse2[half]) * (dov - dlt[half]);
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          dq[j][2 * half] = ds * Elem<T>::to_float(sK[r * P + 8 * j + 2 * t]);
-          dq[j][2 * half + 1] = ds * Elem<T>::to_float(sK[r * P + 8 * j + 2 * t + 1]);
+      const int i = queries.row[r][half];
+      const bool in = i < n;
+      lse2[r][half] = in ? x.lse2[i] : INFINITY;
+      delta[r][half] = in ? x.delta[i] : 0.f;
+      if (self) {
+        const int ic = min(i, n - 1);
+        float pi;
+        const float dsi = x.template self_grad<D>(p, ic, t, &pi);
+        if (in && lay.needs_self_term(queries.frame[r][half])) {
+          seed_fragment_row<T, D>(dq[r], half, x.k + ic * p.k_stride.row, dsi, t);
         }
       }
     }
-    __syncthreads();
   }
 
-  auto pipe = tile_pipeline<S>(lay, k_tiles, BN, n, m0, m1, /*by_key=*/false, [&](int tile, int slot) {
-    load_rows_async<T, BN, D, NT>(sK + slot * BN * P, k, p.k_stride.row, tile * BN, n, tid);
-    load_rows_async<T, BN, D, NT>(sV + slot * BN * P, v, p.v_stride.row, tile * BN, n, tid);
-  });
-  const T* sQw = sQ + warp * 16 * P;
-  const T* sdOw = sdO + warp * 16 * P;
-  int stage = 0;
-  for (int kt = pipe.start(); kt < k_tiles; kt = pipe.next(kt + 1)) {
-    pipe.refill(stage);
-    cp_async_wait<S - 1>();
-    __syncthreads();
+  const SharedA<T, R, D> q_frags(sQ + 16 * R * warp * P, P, lane), do_frags(sdO + 16 * R * warp * P, P, lane);
+  // One key tile, in buffer `stage`; the walk moves on and the next tile is copied meanwhile.
+  auto step = [&](auto masked) {
+    constexpr bool kMasked = decltype(masked)::value;
+    uint32_t bits[R];
+    if constexpr (kMasked) tile_mask<R, BN, /*kTransposed=*/false>(bits, lay, walk, mask_rows, t);
+    walk.next();
+    if (!walk.done()) load(stage ^ BN * P);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();  // this step's tile has landed
 
-    const T* sKs = sK + stage * BN * P;
-    const T* sVs = sV + stage * BN * P;
-    float sc[BN / 8][4], dp[BN / 8][4];
+    const T* sKs = sK + stage;
+    const T* sVs = sV + stage;
+    float s[R][BN / 8][4], dp[R][BN / 8][4];
+    warp_gemm_abt<T, R, BN, D>(s, q_frags, sKs, P, lane);
+    warp_gemm_abt<T, R, BN, D>(dp, do_frags, sVs, P, lane);
+    if constexpr (kMasked) apply_mask<R, BN>(s, bits);
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
+    for (int r = 0; r < R; ++r) {
 #pragma unroll
-      for (int c = 0; c < 4; ++c) sc[j][c] = dp[j][c] = 0.f;
-    }
-    warp_gemm_abt<T, BN, D>(sc, sQw, P, sKs, P, lane);
-    warp_gemm_abt<T, BN, D>(dp, sdOw, P, sVs, P, lane);
-
-    const int n0 = kt * BN, n1 = min(n0 + BN, n);
-    bool ok[BN / 8][4];
-    mask_fragment<BN>(ok, lay, tile_kind(lay, m0, m1, n0, n1) == TILE_PARTIAL, qf, n0, n, t, /*transposed=*/false);
+      for (int j = 0; j < BN / 8; ++j) {
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int half = c / 2;
-        const float pv = ok[j][c] ? exp2f(sc[j][c] * p.scale_log2 - lse2[half]) : 0.f;
-        sc[j][c] = pv * (dp[j][c] - dlt[half]);  // dS
+        for (int c = 0; c < 4; ++c) {
+          const int half = c / 2;
+          const float pv = exp2f(fmaf(s[r][j][c], p.scale_log2, -lse2[r][half]));
+          s[r][j][c] = pv * (dp[r][j][c] - delta[r][half]);  // dS
+        }
       }
     }
-    warp_gemm_rega_b<T, D, BN>(dq, sc, sKs, P, lane);
-
-    __syncthreads();
-    stage = (stage + 1) % S;
+    warp_gemm_rega_b<T, R, D, BN>(dq, s, sKs, P, lane);
+    __syncthreads();  // every warp is done with this buffer before it is refilled
+    stage ^= BN * P;
+  };
+  while (!walk.done()) {  // steady-state loop
+    if (walk.kind == TILE_FULL) {
+      step(std::false_type{});
+    } else {
+      step(std::true_type{});
+    }
   }
   cp_async_wait<0>();
+  __syncthreads();  // with no tile to visit, the Q and dO copies of other threads land only here
 
-  const float sc2[2] = {p.scale, p.scale};
+  float scale[R][2];
+#pragma unroll
+  for (int r = 0; r < R; ++r) scale[r][0] = scale[r][1] = p.scale;
   T* dq_out = static_cast<T*>(p.dq) + (int64_t)bh * n * D;
-  __syncwarp();
-  store_warp_rows<T, D>(dq_out, sQ + warp * 16 * P, dq, sc2, m0 + warp * 16, n, lane);
+  store_warp_rows<T, R, D>(dq_out, sQ + 16 * R * warp * P, dq, scale, m0 + 16 * R * warp, n, lane);
 }
 
-// delta, dK and dV, then dQ, in order on one stream.
+// delta and lse2, then dK and dV, then dQ, in order on one stream.
 template <int D, class T>
 void run_bwd(const BwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   using KV = BwdKVTraits<D>;
   using Q = BwdQTraits<D>;
-  const size_t lay = layout_smem_bytes(p.frames);
   const int64_t n = p.tokens_total, rows = batch_heads * n;
   constexpr int kRowsPerBlock = 8;  // one warp per row
   launch_kernel(delta_kernel<T>, "delta_kernel", (rows + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock, 0,
-                stream, static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.dlse, p.delta,
-                p.heads, p.tokens_total, D, rows);
+                stream, static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.lse, p.dlse,
+                p.delta, p.lse2, p.heads, p.tokens_total, D, rows);
   launch_kernel(bwd_kv_kernel<KV, T>, "bwd_kv_kernel", (n + KV::kBlockN - 1) / KV::kBlockN * batch_heads,
-                KV::kThreads, KV::kSmemElems * sizeof(T) + KV::kSmemFloats * sizeof(float) + lay, stream, p);
+                KV::kThreads, KV::smem_bytes(p.frames), stream, p);
   launch_kernel(bwd_q_kernel<Q, T>, "bwd_q_kernel", (n + Q::kBlockM - 1) / Q::kBlockM * batch_heads, Q::kThreads,
-                Q::kSmemElems * sizeof(T) + lay, stream, p);
+                Q::smem_bytes(p.frames), stream, p);
 }
 
 }  // namespace kron_attn::cuda

@@ -1,42 +1,49 @@
-// Forward kernel: FlashAttention-2 style online softmax over the key tiles the block schedule
-// keeps, with the self term seeding the softmax.
+// Forward kernel: FlashAttention-2's online softmax over the key tiles the block schedule keeps,
+// with the self term seeding the softmax.
 //
-// One CTA = one (b, h) and kBlockM queries; warp w owns queries [16w, 16w + 16) of the tile.
-//   prologue   Q tile -> smem; layout bits -> smem; if a row's own frame pair is blocked,
-//              K, V rows of the query positions -> smem and the self score q_i·k_i, v_i seed
-//              that row's (max, sum, acc): every row starts non-empty.
-//   main loop  for each key tile j that tile_kind() does not SKIP (cp.async, kStages buffers):
-//                S = Q Kⱼᵀ (mma, fp32) in base-2 units; on PARTIAL tiles (and the tile past N)
-//                elements are masked by layout[i / L][j / L] (and j < N);
-//                online softmax: m' = max(m, rowmax S), P = 2^(S - m'), l = l 2^(m - m') + ΣP,
-//                acc = acc 2^(m - m') + P Vⱼ (P packed from the S registers).
-//   epilogue   out = acc / l, lse = (m + log2 l) ln 2.
+// One CTA = one (b, h) and kBlockM queries; warp w owns queries [16·kR·w, 16·kR·(w + 1)) of the tile.
+//   prologue   Q tile -> smem (cp.async); the schedule (layout bits, walk table) -> smem; rows
+//              whose own frame pair is blocked start their softmax from the self term q_i·k_i,
+//              v_i (read from global memory); the first scheduled K tile -> smem.
+//   main loop  for each key tile j the walk keeps, K_j in smem on entry:
+//                V_j -> smem (lands while S is computed)
+//                S = Q K_jᵀ (mma, fp32, raw scores)
+//                PARTIAL tiles only: scores outside the layout or past N -> -inf (mask.h)
+//                wait for V_j, barrier; the next K -> smem (lands while P V is computed)
+//                online softmax (softmax.h): m' = max(m, rowmax S), P = 2^(S·c - m'·c),
+//                l = l·2^((m - m')·c) + ΣP, acc = acc·2^((m - m')·c) + P V_j (P packed from S's
+//                registers); wait for the next K, barrier
+//   epilogue   out = acc / l, lse = (m·c + log2 l)·ln 2 (c = scale·log2 e).
+// FULL and PARTIAL tiles run separate copies of the loop body (a compile-time flag): the FULL
+// body holds no mask code. The walk carries the next tile and its kind from step to step.
 #pragma once
 
 #include <math.h>
 
+#include <type_traits>
+
+#include "copy.h"
 #include "device_utils.h"
 #include "kernel_traits.h"
 #include "launch.h"
 #include "launch_kernel.h"
+#include "mask.h"
+#include "softmax.h"
 
 namespace kron_attn::cuda {
 
-// Min blocks 1: left to its own occupancy heuristic ptxas capped the forward at 128 (D <= 64)
-// or 168 (D >= 96) registers and spilled; with the cap lifted it needs 152 / 196 and spills
-// nothing (8 warps per SM, the occupancy FlashAttention-2 runs at).
 template <class Traits, class T>
-__global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_constant__ FwdParams p) {
-  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, S = Traits::kStages;
+__global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_constant__ FwdParams p) {
+  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, R = Traits::kRowBlocks;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
   T* sQ = reinterpret_cast<T*>(smem);
   T* sK = sQ + BM * P;
-  T* sV = sK + S * BN * P;
-  uint32_t* sLay = reinterpret_cast<uint32_t*>(sV + S * BN * P);
+  T* sV = sK + BN * P;
+  uint32_t* sSchedule = reinterpret_cast<uint32_t*>(sV + BN * P);
 
   const int n = p.tokens_total, L = p.tokens;
-  const int m_tiles = (n + BM - 1) / BM, k_tiles = (n + BN - 1) / BN;
+  const int m_tiles = (n + BM - 1) / BM;
   const int m_tile = blockIdx.x % m_tiles, bh = blockIdx.x / m_tiles;
   const int b = bh / p.heads, h = bh % p.heads;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
@@ -45,129 +52,108 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) fwd_kernel(const __grid_c
   const T* q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + h * p.k_stride.head;
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride.batch + h * p.v_stride.head;
-
-  load_rows_async<T, BM, D, NT>(sQ, q, p.q_stride.row, m0, n, tid);
+  const RowCopy<T, BN, D, NT> k_copy(k, p.k_stride.row, sK, tid);
+  const RowCopy<T, BN, D, NT> v_copy(v, p.v_stride.row, sV, tid);
+  RowCopy<T, BM, D, NT>(q, p.q_stride.row, sQ, tid).issue(m0, n);
   cp_async_commit();
-  const FrameLayout lay = load_layout(sLay, p.layout, p.frames, L, tid, NT);
-  __syncthreads();
+  const FrameLayout lay = load_schedule(sSchedule, p.layout, p.frames, L, m0, m1, /*by_key=*/false, tid, NT);
+  ColumnWalk walk = column_walk(sSchedule, lay, BN);
+  if (!walk.done()) k_copy.issue(walk.column0(), n);
+  cp_async_commit();
 
-  // This thread's two rows (C-fragment rows g and g + 8 of its warp) and their frames; rows
-  // past N get frame T - 1 so that layout lookups stay in bounds (their results are dropped).
-  const T* sQw = sQ + warp * 16 * P;
-  int row[2], qf[2];
+  // This thread's rows (C-fragment rows g and g + 8 of each row block) and their frames; rows past
+  // N take frame T - 1 so that layout lookups stay in bounds (their results are dropped).
+  int row[R][2], rf[R][2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    row[half] = m0 + warp * 16 + g + 8 * half;
-    qf[half] = min(row[half] / L, p.frames - 1);
-  }
-  float m_i[2] = {-INFINITY, -INFINITY};  // running max, base-2 units
-  float l_i[2] = {0.f, 0.f};              // running sum, this lane's columns only
-  float acc[D / 8][4];
-#pragma unroll
-  for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-
-  if (tile_has_self_term(lay, m0, m1, m0, m1)) {
-    load_rows_async<T, BM, D, NT>(sK, k, p.k_stride.row, m0, n, tid);
-    load_rows_async<T, BM, D, NT>(sV, v, p.v_stride.row, m0, n, tid);
-    cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int r = warp * 16 + g + 8 * half;
-      const float s = quad_dot<T, D>(sQ + r * P, sK + r * P, t) * p.scale_log2;
-      if (row[half] < n && lay.needs_self_term(qf[half])) {
-        m_i[half] = s;
-        l_i[half] = t == 0 ? 1.f : 0.f;  // the row sum is split over the quad: count it once
+      row[r][half] = m0 + 16 * (R * warp + r) + g + 8 * half;
+      rf[r][half] = min(row[r][half] / L, p.frames - 1);
+    }
+  }
+  const MaskRows<R> mask_rows(rf, m0, m1, L);
+  OnlineSoftmax<R> softmax;
+  float acc[R][D / 8][4];
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          acc[j][2 * half] = Elem<T>::to_float(sV[r * P + 8 * j + 2 * t]);
-          acc[j][2 * half + 1] = Elem<T>::to_float(sV[r * P + 8 * j + 2 * t + 1]);
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) acc[r][j][0] = acc[r][j][1] = acc[r][j][2] = acc[r][j][3] = 0.f;
+  }
+  if (tile_has_self_term(lay, m0, m1, m0, m1)) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int i = min(row[r][half], n - 1);  // every lane of the quad takes part in the dot product
+        const float s = quad_dot<T, D>(q + i * p.q_stride.row, k + i * p.k_stride.row, t);
+        if (row[r][half] < n && lay.needs_self_term(rf[r][half])) {
+          softmax.row_max[r][half] = s;
+          softmax.row_sum[r][half] = t == 0 ? 1.f : 0.f;  // the row sum is split over the quad: count it once
+          seed_fragment_row<T, D>(acc[r], half, v + i * p.v_stride.row, 1.f, t);
         }
       }
     }
-    __syncthreads();  // the pipeline below overwrites sK, sV
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  const SharedA<T, R, D> q_frags(sQ + 16 * R * warp * P, P, lane);
+  // One key tile; the walk moves on to the next.
+  auto step = [&](auto masked) {
+    constexpr bool kMasked = decltype(masked)::value;
+    v_copy.issue(walk.column0(), n);
+    cp_async_commit();
+    float s[R][BN / 8][4];
+    warp_gemm_abt<T, R, BN, D>(s, q_frags, sK, P, lane);
+    if constexpr (kMasked) {
+      uint32_t bits[R];
+      tile_mask<R, BN, /*kTransposed=*/false>(bits, lay, walk, mask_rows, t);
+      apply_mask<R, BN>(s, bits);
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // V_j has landed; every warp is done with K_j
+    walk.next();
+    if (!walk.done()) k_copy.issue(walk.column0(), n);
+    cp_async_commit();
+    softmax.template update<kMasked, BN, D>(s, acc, p.scale_log2);
+    warp_gemm_rega_b<T, R, D, BN>(acc, s, sV, P, lane);
+    cp_async_wait<0>();
+    __syncthreads();  // the next K has landed; every warp is done with V_j
+  };
+  while (!walk.done()) {  // steady-state loop
+    if (walk.kind == TILE_FULL) {
+      step(std::false_type{});
+    } else {
+      step(std::true_type{});
+    }
   }
 
-  auto pipe = tile_pipeline<S>(lay, k_tiles, BN, n, m0, m1, /*by_key=*/false, [&](int tile, int slot) {
-    load_rows_async<T, BN, D, NT>(sK + slot * BN * P, k, p.k_stride.row, tile * BN, n, tid);
-    load_rows_async<T, BN, D, NT>(sV + slot * BN * P, v, p.v_stride.row, tile * BN, n, tid);
-  });
-  int stage = 0;
-  for (int kt = pipe.start(); kt < k_tiles; kt = pipe.next(kt + 1)) {
-    pipe.refill(stage);      // into the slot the previous step computed on (released by its barrier)
-    cp_async_wait<S - 1>();  // this step's tile (and the Q tile) have landed
-    __syncthreads();
-
-    const T* sKs = sK + stage * BN * P;
-    const T* sVs = sV + stage * BN * P;
-    float sc[BN / 8][4];
+  float mul[R][2];
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-    warp_gemm_abt<T, BN, D>(sc, sQw, P, sKs, P, lane);
-
-    const int n0 = kt * BN, n1 = min(n0 + BN, n);
-    bool ok[BN / 8][4];
-    mask_fragment<BN>(ok, lay, tile_kind(lay, m0, m1, n0, n1) == TILE_PARTIAL, qf, n0, n, t, /*transposed=*/false);
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) sc[j][c] = ok[j][c] ? sc[j][c] * p.scale_log2 : -INFINITY;
-    }
-
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      float mx = m_i[half];
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) mx = fmaxf(mx, fmaxf(sc[j][2 * half], sc[j][2 * half + 1]));
-      mx = quad_max(mx);
-      // A row with nothing so far (max still -inf) must not make -inf - -inf = NaN.
-      const float base = mx == -INFINITY ? 0.f : mx;
-      const float alpha = exp2f(m_i[half] - base);
-      m_i[half] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        sc[j][2 * half] = exp2f(sc[j][2 * half] - base);
-        sc[j][2 * half + 1] = exp2f(sc[j][2 * half + 1] - base);
-        sum += sc[j][2 * half] + sc[j][2 * half + 1];
+      const float l = quad_sum(softmax.row_sum[r][half]);
+      mul[r][half] = l > 0.f ? 1.f / l : 0.f;
+      if (t == 0 && row[r][half] < n) {
+        p.lse[(int64_t)bh * n + row[r][half]] = (softmax.row_max[r][half] * p.scale_log2 + log2f(l)) * kLn2;
       }
-      l_i[half] = l_i[half] * alpha + sum;
-#pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        acc[j][2 * half] *= alpha;
-        acc[j][2 * half + 1] *= alpha;
-      }
-    }
-    warp_gemm_rega_b<T, D, BN>(acc, sc, sVs, P, lane);
-
-    __syncthreads();  // every warp is done with this stage before it is refilled
-    stage = (stage + 1) % S;
-  }
-  cp_async_wait<0>();  // nothing may still be landing in shared memory when the CTA exits
-
-  float inv[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const float l = quad_sum(l_i[half]);
-    inv[half] = l > 0.f ? 1.f / l : 0.f;
-    if (t == 0 && row[half] < n) {
-      p.lse[(int64_t)bh * n + row[half]] = (m_i[half] + log2f(l)) * kLn2;
     }
   }
   // The warp's rows of sQ are read by this warp only, and it is done with them.
   T* out = static_cast<T*>(p.out) + (int64_t)bh * n * D;
-  store_warp_rows<T, D>(out, sQ + warp * 16 * P, acc, inv, m0 + warp * 16, n, lane);
+  store_warp_rows<T, R, D>(out, sQ + 16 * R * warp * P, acc, mul, m0 + 16 * R * warp, n, lane);
 }
 
 // Grid: one CTA per (query tile, b, h), the query tiles of one (b, h) adjacent so that CTAs
-// running together share K and V in L2. Dynamic shared memory: the tiles plus the layout bits.
+// running together share K and V in L2. Dynamic shared memory: the tiles plus the schedule.
 template <int D, class T>
 void run_fwd(const FwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   using Traits = FwdTraits<D>;
   const int64_t tiles = (p.tokens_total + Traits::kBlockM - 1) / Traits::kBlockM;
   launch_kernel(fwd_kernel<Traits, T>, "fwd_kernel", tiles * batch_heads, Traits::kThreads,
-                Traits::kSmemElems * sizeof(T) + layout_smem_bytes(p.frames), stream, p);
+                Traits::smem_bytes(p.frames), stream, p);
 }
 
 }  // namespace kron_attn::cuda

@@ -75,11 +75,12 @@ inline void check_coverage(const char* op, const Shape& s) {
 }
 
 // What cp.async needs: the kernel dtype, a contiguous last dimension, 16-byte aligned rows and
-// base. Anything else is copied once into a fresh contiguous tensor.
+// base, and a row stride whose bytes fit 31 bits (copy.h advances by it in 32-bit arithmetic).
+// Anything else is copied once into a fresh contiguous tensor.
 inline at::Tensor as_kernel_input(const at::Tensor& x, at::ScalarType dt) {
   if (x.scalar_type() != dt) return x.to(dt, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
   const bool aligned = x.stride(-1) == 1 && x.stride(0) % 8 == 0 && x.stride(1) % 8 == 0 && x.stride(2) % 8 == 0 &&
-                       reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+                       x.stride(2) < (int64_t{1} << 29) && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
   return aligned ? x : x.clone(at::MemoryFormat::Contiguous);
 }
 
@@ -171,7 +172,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
   const at::Tensor dc = as_kernel_input(dout, dt);
   const at::Tensor oc = out.to(dt, false, false, at::MemoryFormat::Contiguous).contiguous();
   const at::Tensor lsec = lse.contiguous(), dlsec = dlse.has_value() ? dlse->contiguous() : lsec;
-  at::Tensor delta = at::empty({s.B, s.H, s.N}, q.options().dtype(at::kFloat));
+  // delta and lse · log2 e, written by run_bwd's first kernel.
+  at::Tensor stats = at::empty({2, s.B, s.H, s.N}, q.options().dtype(at::kFloat));
   const typename Device::Scope scope(q, {{"q", qc, false},
                                          {"k", kc, false},
                                          {"v", vc, false},
@@ -179,7 +181,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
                                          {"out", oc, false},
                                          {"lse", lsec, false},
                                          {"dlse", dlsec, false},
-                                         {"delta", delta, true},
+                                         {"stats", stats, true},
                                          {"dq", dq, true},
                                          {"dk", dk, true},
                                          {"dv", dv, true}});
@@ -191,7 +193,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
   p.out = oc.data_ptr();
   p.lse = lsec.data_ptr<float>();
   p.dlse = dlse.has_value() ? dlsec.data_ptr<float>() : nullptr;
-  p.delta = delta.data_ptr<float>();  // filled by run_bwd's first kernel
+  p.delta = stats[0].data_ptr<float>();
+  p.lse2 = stats[1].data_ptr<float>();
   p.dq = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();

@@ -44,13 +44,14 @@ struct BwdParams {
   const float* lse;    // (B, H, N) contiguous
   const float* dlse;   // (B, H, N) contiguous gradient of lse, or null
   float* delta;        // (B, H, N) contiguous workspace: rowsum(dO * O) - dlse, written first
+  float* lse2;         // (B, H, N) contiguous workspace: lse · log2 e, written with delta
   void* dq;            // (B, H, N, D) contiguous outputs
   void* dk;
   void* dv;
   Strides q_stride, k_stride, v_stride, do_stride;
   int heads, tokens_total, frames, tokens;
   float scale;       // dq, dk carry the score scale
-  float scale_log2;  // scale * log2(e)
+  float scale_log2;  // scale * log2(e): P = 2^(S · scale_log2 - lse2)
   LayoutBits layout;
 };
 

@@ -73,9 +73,11 @@ static void check_layout(const std::vector<uint8_t>& bytes, int T, int L) {
     }
   }
 
-  // The tile walk visits exactly the non-SKIP tiles, in order, both ways round.
-  for (int br : {1, 5, 16}) {
-    for (int bc : {1, 8, 32}) {
+  // The walk visits exactly the non-SKIP tiles, in order, with their kinds (a tile reaching past N
+  // is PARTIAL: it needs the column bound), both ways round.
+  std::vector<uint32_t> prefix(T + 1);
+  for (int br : {1, 5, 16, 64}) {
+    for (int bc : {1, 8, 32, 64}) {
       const int rows = (N + br - 1) / br, cols = (N + bc - 1) / bc;
       for (int by_key = 0; by_key < 2; ++by_key) {
         for (int r = 0; r < rows; ++r) {
@@ -83,14 +85,14 @@ static void check_layout(const std::vector<uint8_t>& bytes, int T, int L) {
           std::vector<int> want, got;
           for (int c = 0; c < cols; ++c) {
             const int c0 = c * bc, c1 = c0 + bc < N ? c0 + bc : N;
-            const kron_attn::TileKind kind =
-                by_key ? kron_attn::tile_kind(lay, c0, c1, r0, r1) : kron_attn::tile_kind(lay, r0, r1, c0, c1);
-            if (kind != kron_attn::TILE_SKIP) want.push_back(c);
+            int kind = by_key ? kron_attn::tile_kind(lay, c0, c1, r0, r1) : kron_attn::tile_kind(lay, r0, r1, c0, c1);
+            if (kind == kron_attn::TILE_FULL && c0 + bc > N) kind = kron_attn::TILE_PARTIAL;
+            if (kind != kron_attn::TILE_SKIP) want.insert(want.end(), {c, kind});
           }
-          for (int c = kron_attn::next_tile(lay, 0, cols, bc, N, r0, r1, by_key); c < cols;
-               c = kron_attn::next_tile(lay, c + 1, cols, bc, N, r0, r1, by_key))
-            got.push_back(c);
-          EXPECT(got == want, "tile walk of row tile %d (br=%d bc=%d by_key=%d)", r, br, bc, by_key);
+          kron_attn::walk_prefix(lay, r0, r1, by_key, prefix.data());
+          for (auto w = kron_attn::ColumnWalk::start(prefix.data(), T, L, bc); !w.done(); w.next())
+            got.insert(got.end(), {w.tile, w.kind});
+          EXPECT(got == want, "walk of row tile %d (br=%d bc=%d by_key=%d)", r, br, bc, by_key);
         }
       }
     }

@@ -30,8 +30,8 @@ struct uint3 {
 struct __align__(16) uint4 {
   unsigned x, y, z, w;
 };
-struct __align__(16) float4 {
-  float x, y, z, w;
+struct __align__(8) float2 {
+  float x, y;
 };
 
 #define threadIdx (::kron_attn::emu::thread_idx())
