@@ -27,6 +27,9 @@ except ImportError:
     sys.exit("kron_attn: PyTorch is not installed. Install torch first, then: pip install --no-build-isolation .")
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ROOT)
+from tools.compile_flags import nvcc_flags, optimisation  # noqa: E402
+
 DEBUG = os.environ.get("DEBUG", "0") == "1"
 TORCH = torch.__version__.split("+")[0]  # the release the extensions are compiled against
 MIN_TORCH = (2, 6)
@@ -83,7 +86,7 @@ def sources(with_cuda: bool) -> list[str]:
     return srcs
 
 
-OPT = ["-O0", "-g"] if DEBUG else ["-O3"]
+OPT = optimisation(DEBUG)
 # at::parallel_for is a header template over OpenMP: without -fopenmp it runs serially.
 CXX = OPT + ["-fvisibility=hidden", "-fopenmp"]
 
@@ -96,9 +99,7 @@ def extension():
     has_cu = any(s.endswith(".cu") for s in srcs)
     if with_cuda and has_cu:
         archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
-        # -Xptxas=-v prints registers, shared memory and spills per kernel (docs/cuda_kernel.md);
-        # torch adds -std=c++20 itself.
-        nvcc = OPT + ["--expt-relaxed-constexpr", "-lineinfo", "--use_fast_math", "-Xptxas=-v"]
+        nvcc = nvcc_flags(DEBUG)
         define_macros.append(("KRON_ATTN_WITH_CUDA", None))
         # A C string literal (torch quotes each flag for the shell of the ninja build).
         define_macros.append(("KRON_ATTN_CUDA_ARCHS", '"' + archs + '"'))

@@ -2,13 +2,15 @@
 instructions with their inlined source chains, and the count of one steady-state iteration of a
 kernel's main loop.
 
-The loop is found by its back edge: the backward branch whose outermost source line is the loop's
-``for`` line (the outermost such branch when several carry that line). One iteration is a path
-from the loop head to that back edge. Branches that leave the loop and inner back edges are not
-followed (an inner loop counts one trip), so the paths form a DAG; a *case* (a FULL tile, a
-PARTIAL one) picks among them by the source functions a path must pass through and those it must
-not, and by opcodes it must contain (the next tile's ``LDGSTS``: the steady state loads ahead).
-Every instruction on the path counts once, predicated-off ones included: they are issued.
+The loop is found by its back edge: the backward branch that carries the loop's ``for`` line in its
+inlined source chain (the widest such branch when several do); its target is the loop head. One
+iteration is a walk from the head back to it, and a *case* (a FULL tile, a PARTIAL one) chooses the
+walk: the source functions it must pass through and those it must not, and the instructions it
+must issue (the next tile's copies). The shortest such walk is counted, with two rules that keep it
+real: a conditional branch, taken or not, fixes its predicate until an instruction writes it
+again (no walk takes two branches that contradict each other), and inner loops are walked as often
+as the case needs. Every instruction on the walk counts once, predicated-off ones included: they
+are issued.
 """
 
 from __future__ import annotations
@@ -253,10 +255,11 @@ class Iteration:
 
 
 def find_loop(func: Function, loop_line: Location) -> tuple[int, int]:
-    """(head index, back-edge index) of the loop whose ``for`` is at ``loop_line``."""
+    """(head index, back-edge index) of the loop whose ``for`` is at ``loop_line``: the backward
+    branch carrying that line (at any depth of inlining) that spans the most instructions."""
     best = None
     for i, ins in enumerate(func.instrs):
-        if not ins.is_branch or ins.target >= ins.addr or not ins.chain or ins.chain[-1] != loop_line:
+        if not ins.is_branch or ins.target >= ins.addr or loop_line not in ins.chain:
             continue
         head = func.index_of(ins.target)
         if best is None or i - head > best[1] - best[0]:
@@ -281,8 +284,10 @@ def count_iteration(func: Function, loop_line: Location, case: Case) -> Iteratio
     or not fixes its predicate until an instruction writes it again, so a walk never takes two
     branches that contradict each other (the walk's "done" test and the copy it guards). Inner loops
     may be walked as often as the case needs; branches out of the loop are not followed."""
-    head, back = find_loop(func, loop_line)
-    body = func.instrs[head : back + 1]
+    head, _ = find_loop(func, loop_line)
+    # The walk may leave the address range of the loop and come back (a compiler may rotate or
+    # merge loops): it runs over the whole function from the head until it branches to the head.
+    body = func.instrs[head:] + func.instrs[:head]
     index = {ins.addr: k for k, ins in enumerate(body)}
     wanted = dict(case.opcodes)
     goal = ((1 << len(case.through)) - 1, tuple(wanted.values()))
