@@ -119,8 +119,10 @@ def device_of(backend: str) -> str:
 
 
 def compute_dtype(backend: str, dtype: torch.dtype) -> torch.dtype:
-    """The dtype the backend computes an input dtype in: the CUDA kernels take float32 as bfloat16."""
-    return torch.bfloat16 if backend in ("cuda", "cuda_emu") and dtype == torch.float32 else dtype
+    """The dtype the backend computes an input dtype in: the GPU kernels take float32 as bfloat16
+    (the Triton interpreter keeps it)."""
+    gpu = backend in ("cuda", "cuda_emu") or (backend == "triton" and not triton_backend.interpreting())
+    return torch.bfloat16 if gpu and dtype == torch.float32 else dtype
 
 
 # ---- the check ---------------------------------------------------------------------------------
