@@ -18,6 +18,12 @@ TEXT_CACHE_SETS = 256
 TEXT_CHUNK = 64
 
 
+def _tracing(x: torch.Tensor) -> bool:
+    """Whether ``x`` has shapes but no values: a fake tensor (shape propagation, export) or a
+    torch.compile trace."""
+    return isinstance(x, torch._subclasses.FakeTensor) or torch.compiler.is_compiling()
+
+
 def causal_mask(n: int, device: torch.device | str | None = None) -> torch.Tensor:
     """``(n, n)`` float32 additive mask of CLIP's text attention: position i sees positions <= i."""
     return torch.full((n, n), float("-inf"), device=device).triu_(1)
@@ -82,6 +88,8 @@ class CLAVER(nn.Module):
         it cannot change that feature; it would only multiply the work (77 / 9 for a template prompt).
         """
         t = self.text
+        if _tracing(tokens):  # the prefixes depend on token values, which a trace does not have
+            return t.encode_text(tokens)
         mask = t.attn_mask
         causal = mask is not None and torch.equal(mask, causal_mask(len(mask), mask.device).to(mask.dtype))
         if not tokens.numel() or t.text_pool_type != "argmax" or not causal:

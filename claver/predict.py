@@ -49,8 +49,9 @@ class Predictor:
         return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
 
     @torch.no_grad()
-    def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
-        """Top-k (label, probability); :class:`DecodeError` for a video that cannot be read."""
+    def probs(self, video: str | Path) -> torch.Tensor:
+        """The class probabilities of a video, float32 ``(len(labels),)`` on the model's device;
+        :class:`DecodeError` for a video that cannot be read."""
         with open_video(video) as v:  # only the T sampled frames are decoded, at the model's size
             idx = eval_indices(v.info.num_frames, self.model.frames, 1)[0]
             frames = v.read(idx, size=self.transform.config.input_size)
@@ -58,8 +59,11 @@ class Predictor:
         with self._autocast():
             emb = self.model.encode_video(clip.to(self.device)).float()  # the released score, as model(...) gives it
         logits = self.model.text.logit_scale.exp() * torch.einsum("be,ace->bac", emb, self.text)
-        probs = average_class_probs(logits)[0]
-        top = probs.topk(min(top_k, len(self.labels)))
+        return average_class_probs(logits)[0]
+
+    def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
+        """Top-k (label, probability); :class:`DecodeError` for a video that cannot be read."""
+        top = self.probs(video).topk(min(top_k, len(self.labels)))
         return [(self.labels[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
 

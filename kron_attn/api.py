@@ -103,7 +103,7 @@ def attention(
     if scale is None:
         scale = q.shape[3] ** -0.5
 
-    backend = _choose(backend, q.device, q.dtype, q.shape[3], frames)
+    backend = _choose(backend, q.device, q.dtype, q.shape[3], frames, isinstance(q, torch._subclasses.FakeTensor))
     if backend == "reference":
         out, lse = reference.attention(q, k, v, frames, lay, scale, return_lse=True, prefix_tokens=prefix_tokens)
     else:
@@ -148,18 +148,27 @@ def _cuda_runs_on(index: int) -> bool:
     return _C.cuda_device_problem(index) == ""
 
 
-def _choose(backend: str, device: torch.device, dtype: torch.dtype, head_dim: int, frames: int) -> str:
-    if backend == "triton" and not triton_backend.available(device):
+def _choose(
+    backend: str, device: torch.device, dtype: torch.dtype, head_dim: int, frames: int, fake: bool = False
+) -> str:
+    """The backend to run. ``fake``: the tensors are fake (shape propagation, torch.compile's
+    tracing), possibly with no GPU present: the choice is the one a GPU that runs this build would
+    get, and only the op's fake kernel runs."""
+    if backend == "triton" and not (triton_backend.available(device) or (fake and triton_backend.installed())):
         raise RuntimeError(triton_backend.unavailable_reason(device))
     if backend == "auto":
         if device.type == "cpu":
             return "cpu"
-        # Triton first until the CUDA kernel has passed on real hardware (issue 13); the CUDA
-        # kernel serves what Triton cannot, where it covers the case and the device can run it.
-        if triton_backend.available(device) and dtype in triton_backend.DTYPES:
+        # Triton first until the CUDA kernel has passed on real hardware; the CUDA kernel serves
+        # what Triton cannot, where it covers the case and the device can run it.
+        triton_ok = triton_backend.installed() if fake else triton_backend.available(device)
+        if triton_ok and dtype in triton_backend.DTYPES:
             return "triton"
-        index = torch.cuda.current_device() if device.index is None else device.index
-        cuda_ok = _C.has_cuda() and device.type == "cuda" and _cuda_runs_on(index)
+        if fake:
+            cuda_ok = _C.has_cuda() and device.type == "cuda"
+        else:
+            index = torch.cuda.current_device() if device.index is None else device.index
+            cuda_ok = _C.has_cuda() and device.type == "cuda" and _cuda_runs_on(index)
         if cuda_ok and cuda_kernel_covers(dtype, head_dim, frames):
             return "cuda"
         return "reference"
