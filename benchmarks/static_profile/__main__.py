@@ -34,10 +34,11 @@ def cuda_tables(archs: set[int]) -> tuple[str, str]:
         f"| kernel | arch | D | registers | spill bytes (stack) | smem static + launch (T = {cuda.FRAMES}) "
         "| CTAs x warps per SM, A100 / H100 |\n|---|---|---|---|---|---|---|\n"
     )
-    rows = []
+    rows, seen = [], set()
     for k in sorted(found, key=lambda k: (k.name, k.arch, k.head_dim or 0)):
-        if k.dtype != "bf16":
-            continue  # fp16 compiles to the same resources
+        if k.dtype != "bf16" or (k.name, k.arch, k.head_dim) in seen:
+            continue  # fp16 compiles to the same resources; delta_kernel is in every unit
+        seen.add((k.name, k.arch, k.head_dim))
         launch = launches.get((k.name, k.head_dim))
         threads = launch["threads"] if launch else 256
         smem = launch["smem"] if launch else 0

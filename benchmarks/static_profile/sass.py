@@ -362,10 +362,6 @@ def count_iteration(func: Function, loop_line: Location, case: Case) -> Iteratio
     )
 
 
-def has_opcode(func: Function, prefix: str) -> bool:
-    return any(ins.opcode.startswith(prefix) for ins in func.instrs)
-
-
 def division_in_loop(func: Function, loop_line: Location) -> list[Instr]:
     """Integer division or reciprocal sequences inside the loop: I2F with MUFU.RCP, the signature
     of a run-time ``/`` or ``%``."""

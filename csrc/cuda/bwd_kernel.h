@@ -14,9 +14,9 @@
 // gradient.
 // The self term (i == j in a blocked frame pair) seeds the accumulators: P_ii from the saved lse,
 // dS_ii = P_ii (dO_i·v_i - Δ_i), dV_i = P_ii dO_i, dK_i = dS_ii q_i, dQ_i = dS_ii k_i.
-// Both loops stream their tiles through two buffers (the next tile is copied while the current
-// one is computed); FULL and PARTIAL tiles run separate copies of the loop body, as in the
-// forward.
+// dK/dV streams its query tiles through one buffer per input (dO copied during the previous
+// tile's dK product, Q during dPᵀ), dQ its key tiles through two; FULL and PARTIAL tiles run
+// separate copies of the loop body, as in the forward.
 #pragma once
 
 #include <math.h>

@@ -50,9 +50,9 @@ struct FwdTraits {
 
 // Backward over keys (dK, dV): a CTA keeps kBlockN keys (K and V) in shared memory and streams
 // kBlockM queries (Q, dO, lse·log2 e, delta) per step, one buffer each: dO of a step is copied
-// while the previous step's dK product runs, Q while dPᵀ is (70,656 bytes at D = 128: two CTAs per
-// SM on an A100). Its accumulators are dK and dV, 2 x 16 x D floats per warp: one row block per
-// warp.
+// while the previous step's dK product runs, Q while dPᵀ is (61,312 bytes at D = 128: two CTAs
+// per SM on an A100). Its accumulators are dK and dV, 2 x 16 x D floats per warp: one row block
+// per warp, and at D = 128 48-query steps keep the registers clear of spills.
 template <int kHeadDim_>
 struct BwdKVTraits {
   static constexpr int kHeadDim = kHeadDim_;
