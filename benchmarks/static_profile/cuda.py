@@ -80,6 +80,12 @@ def resource_usage(text: str, arch: int) -> dict[str, Resources]:
     return out
 
 
+def cubin_resources(tools: Tools, cubin: Path, arch: int) -> dict[str, Resources]:
+    """Per function of a cubin, what ``cuobjdump --dump-resource-usage`` says."""
+    run = subprocess.run([str(tools.cuobjdump), "--dump-resource-usage", str(cubin)], check=True, capture_output=True)
+    return resource_usage(run.stdout.decode(), arch)
+
+
 def cubins(tools: Tools, lib: Path, workdir: Path) -> dict[int, list[Path]]:
     """The library's kernel cubins by architecture (cuobjdump -xelf)."""
     listing = subprocess.run([str(tools.cuobjdump), "--list-elf", str(lib)], check=True, capture_output=True, text=True)
@@ -99,14 +105,8 @@ def kernels(tools: Tools, lib: Path | None = None, with_sass: bool = True) -> li
     with tempfile.TemporaryDirectory() as tmp:
         for arch, files in sorted(cubins(tools, lib, Path(tmp)).items()):
             for cubin in files:
-                usage = subprocess.run(
-                    [str(tools.cuobjdump), "--dump-resource-usage", str(cubin)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
                 funcs = sass.parse(sass.disassemble(cubin, tools.nvdisasm)) if with_sass else {}
-                for mangled, res in resource_usage(usage, arch).items():
+                for mangled, res in cubin_resources(tools, cubin, arch).items():
                     what = describe(mangled)
                     if what is None:
                         continue

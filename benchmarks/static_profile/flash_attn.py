@@ -17,7 +17,7 @@ from pathlib import Path
 from tools.compile_flags import nvcc_flags
 
 from . import occupancy, sass
-from .cuda import resource_usage
+from .cuda import cubin_resources
 from .tools import find
 
 # The tiles FlashAttention-2's launch template picks for these head dims on sm_80 and sm_90
@@ -69,13 +69,7 @@ def table(src: Path, archs: set[int]) -> str:
             for d, (bm, bn, warps) in TILES.items():
                 cubin = Path(tmp) / f"fa2_fwd_d{d}.sm_{arch}.cubin"
                 _compile(src, d, arch, cubin)
-                usage = subprocess.run(
-                    [str(tools.cuobjdump), "--dump-resource-usage", str(cubin)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-                ((name, res),) = resource_usage(usage, arch).items()
+                ((name, res),) = cubin_resources(tools, cubin, arch).items()
                 func = sass.parse(sass.disassemble(cubin, tools.nvdisasm))[name]
                 it = sass.count_iteration(func, loop, sass.Case("FULL", opcodes=(("LDGSTS", 1),)))
                 smem = (bm + 2 * bn) * d * 2  # Q, K, V tiles (Flash_fwd_kernel_traits::kSmemSize)

@@ -5,7 +5,6 @@ instructions are Hopper's warpgroup mma (HGMMA) on sm_90."""
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +73,7 @@ def compile_one(tools: Tools, fn, arch: int, block_d: int, dtype: str, config, w
     )
     cubin = workdir / f"{fn.__name__}.cubin"
     cubin.write_bytes(kernel.asm["cubin"])
-    usage = subprocess.run(
-        [str(tools.cuobjdump), "--dump-resource-usage", str(cubin)], check=True, capture_output=True, text=True
-    ).stdout
-    (res,) = cuda.resource_usage(usage, arch).values()
+    (res,) = cuda.cubin_resources(tools, cubin, arch).values()
     funcs = sass.parse(sass.disassemble(cubin, tools.nvdisasm))
     mma = sorted({i.base for f in funcs.values() for i in f.instrs if i.base in sass.MMA_OPCODES})
     return Compiled(
