@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# GPU check (DESIGN §7) in two stages, each one device call of at most 6 minutes on an H100/H200,
+# GPU check in two stages, each at most 6 minutes on an H100/H200,
 # on a fresh machine with no network. Logs and results go into OUTDIR (summary.txt first).
 #
 #   bash benchmarks/gpu_check.sh 1 OUTDIR   build for the card (all cores), the CUDA and Triton GPU
 #                                           tests, compute-sanitizer memcheck / racecheck / synccheck
-#                                           at head dim 64 and 128 (the 4-warp forward and the 32-row
-#                                           backward tiles)
+#                                           at head dim 64 and 128 (the 4-warp forward and the backward
+#                                           tiles)
 #   bash benchmarks/gpu_check.sh 2 OUTDIR   the bf16 benchmark table against the peers and the
 #                                           CLAVER-B/16 training step at 8 and 32 frames
 #
 # Stage 2 rebuilds only if the machine is a fresh one, and needs open_clip, which the GPU image
-# lacks: run `bash tools/gpu_wheels.sh` here first and carry `.whl` (device README).
+# lacks: run `bash tools/gpu_wheels.sh` on a machine with network first and copy the `.whl/` it
+# fills along with the tree.
 set -u
 stage=${1:?usage: bash benchmarks/gpu_check.sh 1|2 OUTDIR}
 out=${2:?usage: bash benchmarks/gpu_check.sh 1|2 OUTDIR}

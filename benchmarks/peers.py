@@ -1,4 +1,4 @@
-"""Canonical shapes and the implementations we are measured against (DESIGN §6).
+"""Canonical shapes and the implementations we are measured against (the shapes of CLAVER's temporal blocks).
 
 Every implementation is built by ``make(name, shape, layout, mode, dtype, device)`` into a
 no-argument callable that runs one forward (``mode="fwd"``) or forward+backward (``"fwdbwd"``).

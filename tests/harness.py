@@ -1,4 +1,4 @@
-"""One list of cases and one check for every backend (DESIGN §6).
+"""One list of cases and one check for every backend (the rule of conftest.py).
 
 Each backend's tests (CPU, Triton, CUDA on a GPU, CUDA emulated on the CPU) run the cases of
 :data:`CASES` the backend covers, through :func:`check`: ``kron_attn.attention(...,

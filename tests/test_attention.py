@@ -60,7 +60,7 @@ def test_random_custom_layouts_float64(t, l, d, bh, data):
 
 @pytest.mark.parametrize("case", cases_for("cpu"), ids=str)
 def test_by_rule(case):
-    """Output, LSE and gradients on the shared cases (tests/harness.py), by the DESIGN §6 rule."""
+    """Output, LSE and gradients on the shared cases (tests/harness.py), by the rule of conftest.py."""
     check("cpu", case)
 
 

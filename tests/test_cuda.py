@@ -1,4 +1,4 @@
-"""The CUDA kernel (csrc/cuda) on a GPU against the float64 reference, per DESIGN §6, on the
+"""The CUDA kernel (csrc/cuda) on a GPU against the float64 reference, by the rule of conftest.py, on the
 shared cases of tests/harness.py and the canonical shapes.
 
 The GPU cases skip with a reason when no GPU (or no compiled kernel) is present; the build and
@@ -86,7 +86,7 @@ def test_matches_reference(case):
     check("cuda", case)
 
 
-CANONICAL = {  # DESIGN §6 shapes with B = 1 to keep the float64 reference small
+CANONICAL = {  # the canonical shapes (benchmarks/peers.py) with B = 1 to keep the float64 reference small
     "b16-8f": (1, 12, 8, 197, 64),
     "b16-16f": (1, 12, 16, 197, 64),
     "b16-32f": (1, 4, 32, 197, 64),

@@ -1,5 +1,5 @@
 """The CUDA kernels (csrc/cuda), run on the CPU by the SIMT emulator (backend="cuda_emu"),
-against the float64 reference by the rule of DESIGN §6, with the emulator's checks (races,
+against the float64 reference by the rule of conftest.py, with the emulator's checks (races,
 cp.async discipline, bounds, barriers) on for every launch."""
 
 import pytest

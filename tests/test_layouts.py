@@ -5,7 +5,7 @@ from kron_attn import layouts, masks
 
 
 def paper_blocked(name, t, l):
-    """The paper's Kronecker construction of the blocked positions (DESIGN §2)."""
+    """The paper's Kronecker construction of the blocked positions (the paper's definition of KMT and KMCT)."""
     j_l, i_l, i_t = torch.ones(l, l), torch.eye(l), torch.eye(t)
     kmt = torch.kron(i_t, j_l - i_l)
     if name == "kmt":

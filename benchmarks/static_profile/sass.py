@@ -243,7 +243,6 @@ class Iteration:
     ldsm: int
     barriers: int
     opcodes: Counter
-    by_source: Counter  # instructions per innermost source location
 
     @property
     def per_mma(self) -> float:
@@ -358,7 +357,6 @@ def count_iteration(func: Function, loop_line: Location, case: Case) -> Iteratio
         ldsm=ops["LDSM"],
         barriers=ops["BAR"],
         opcodes=ops,
-        by_source=Counter(ins.chain[0] if ins.chain else ("?", 0) for ins in path),
     )
 
 
