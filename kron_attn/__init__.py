@@ -8,7 +8,7 @@ from . import _extension
 
 _extension.load()  # before anything touches the compiled ops: a clear error for a torch mismatch
 
-from . import layouts, masks, reference  # noqa: E402
+from . import backends, layouts, masks, reference  # noqa: E402
 from .api import attention, available_backends  # noqa: E402
 from .layouts import Layout  # noqa: E402
 from .module import KroneckerAttention, swap_attention  # noqa: E402
@@ -16,6 +16,7 @@ from .module import KroneckerAttention, swap_attention  # noqa: E402
 __all__ = [
     "attention",
     "available_backends",
+    "backends",
     "KroneckerAttention",
     "Layout",
     "layouts",

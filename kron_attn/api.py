@@ -1,23 +1,12 @@
-"""``kron_attn.attention``: backend choice, input checks and the call into the ops."""
+"""``kron_attn.attention``: input checks, the backend choice (kron_attn/backends.py) and the call
+into the chosen backend's op."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from . import _C, cuda_emu, ops, reference
-from . import triton as triton_backend
-from .layouts import LayoutLike, resolve
-
-BACKENDS = ("auto", "cpu", "cuda", "triton", "reference", "cuda_emu")
-
-
-@functools.cache
-def cuda_coverage() -> dict:
-    """What the CUDA kernels cover, as the extension states it (csrc/cuda/coverage.h): head dims,
-    max frames, dtypes (float32 computed in bfloat16), minimum compute capability, built archs."""
-    return _C.cuda_coverage()
+from . import backends
+from .layouts import LayoutLike, check_frames, resolve
 
 
 def available_backends() -> list[str]:
@@ -25,15 +14,7 @@ def available_backends() -> list[str]:
     kernel was compiled and a GPU that can run it is visible, ``"triton"`` when Triton is installed
     and a GPU is visible (or ``TRITON_INTERPRET=1`` is set), ``"cuda_emu"`` (the CUDA kernels on
     CPU tensors, emulated) when the emulator module was built."""
-    names = ["cpu"]
-    if _C.has_cuda() and torch.cuda.is_available() and any(_cuda_runs_on(i) for i in range(torch.cuda.device_count())):
-        names.append("cuda")
-    if triton_backend.available():
-        names.append("triton")
-    names.append("reference")
-    if cuda_emu.available():
-        names.append("cuda_emu")
-    return names
+    return backends.available()
 
 
 def attention(
@@ -70,8 +51,7 @@ def attention(
     statistics are kept in float32 (float64 for float64 inputs). Differentiable in q, k, v. Under
     ``torch.autocast`` the inputs are cast to the autocast dtype first.
     """
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
-        raise ValueError(f"frames must be an int >= 1, got {frames!r}")
+    check_frames(frames)
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -88,10 +68,8 @@ def attention(
     if frame_tokens < frames or frame_tokens % frames:
         tokens = f"N = {q.shape[2]}" + (f" less prefix_tokens = {prefix_tokens}" if prefix_tokens else "")
         raise ValueError(f"sequence length {tokens} is not a positive multiple of frames = {frames}")
-    if not 1 <= q.shape[3] <= 256:
-        raise ValueError(f"head dim D = {q.shape[3]} is out of range [1, 256]")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if q.shape[3] not in backends.ANY_HEAD_DIM:
+        raise ValueError(f"head dim D = {q.shape[3]} is out of range [1, {backends.MAX_HEAD_DIM}]")
 
     if torch.is_autocast_enabled(q.device.type):
         dt = torch.get_autocast_dtype(q.device.type)
@@ -103,15 +81,10 @@ def attention(
     if scale is None:
         scale = q.shape[3] ** -0.5
 
-    backend = _choose(backend, q.device, q.dtype, q.shape[3], frames, isinstance(q, torch._subclasses.FakeTensor))
-    if backend == "reference":
-        out, lse = reference.attention(q, k, v, frames, lay, scale, return_lse=True, prefix_tokens=prefix_tokens)
-    else:
-        forward = {"triton": triton_backend.attention_fwd, "cuda_emu": cuda_emu.attention_fwd}.get(
-            backend, ops.attention_fwd
-        )
-        kernel = lambda q, k, v: forward(q, k, v, lay, float(scale))  # noqa: E731
-        out, lse = _with_prefix(kernel, q, k, v, prefix_tokens, float(scale)) if prefix_tokens else kernel(q, k, v)
+    fake = isinstance(q, torch._subclasses.FakeTensor)
+    chosen = backends.choose(backend, q.device, q.dtype, q.shape[3], frames, fake)
+    kernel = lambda q, k, v: chosen.forward(q, k, v, lay, float(scale))  # noqa: E731
+    out, lse = _with_prefix(kernel, q, k, v, prefix_tokens, float(scale)) if prefix_tokens else kernel(q, k, v)
     return (out, lse) if return_lse else out
 
 
@@ -131,57 +104,3 @@ def _with_prefix(kernel, q, k, v, prefix: int, scale: float) -> tuple[torch.Tens
     s = q[:, :, :prefix].to(acc) @ k.to(acc).transpose(-1, -2) * scale  # prefix queries x every key
     out_q = torch.softmax(s, -1) @ v.to(acc)
     return torch.cat([out_q, out_f], 2).to(q.dtype), torch.cat([s.logsumexp(-1), lse_f], 2)
-
-
-def cuda_kernel_covers(dtype: torch.dtype, head_dim: int, frames: int) -> bool:
-    """Whether the CUDA kernels handle this dtype, head dim and frame count (compiled or not)."""
-    cov = cuda_coverage()
-    return (
-        str(dtype).removeprefix("torch.") in cov["dtypes"]
-        and head_dim in cov["head_dims"]
-        and (frames <= cov["max_frames"])
-    )
-
-
-@functools.cache
-def _cuda_runs_on(index: int) -> bool:
-    return _C.cuda_device_problem(index) == ""
-
-
-def _choose(
-    backend: str, device: torch.device, dtype: torch.dtype, head_dim: int, frames: int, fake: bool = False
-) -> str:
-    """The backend to run. ``fake``: the tensors are fake (shape propagation, torch.compile's
-    tracing), possibly with no GPU present: the choice is the one a GPU that runs this build would
-    get, and only the op's fake kernel runs."""
-    if backend == "triton" and not (triton_backend.available(device) or (fake and triton_backend.installed())):
-        raise RuntimeError(triton_backend.unavailable_reason(device))
-    if backend == "auto":
-        if device.type == "cpu":
-            return "cpu"
-        # Triton first until the CUDA kernel has passed on real hardware; the CUDA kernel serves
-        # what Triton cannot, where it covers the case and the device can run it.
-        triton_ok = triton_backend.installed() if fake else triton_backend.available(device)
-        if triton_ok and dtype in triton_backend.DTYPES:
-            return "triton"
-        if fake:
-            cuda_ok = _C.has_cuda() and device.type == "cuda"
-        else:
-            index = torch.cuda.current_device() if device.index is None else device.index
-            cuda_ok = _C.has_cuda() and device.type == "cuda" and _cuda_runs_on(index)
-        if cuda_ok and cuda_kernel_covers(dtype, head_dim, frames):
-            return "cuda"
-        return "reference"
-    if backend == "cpu" and device.type != "cpu":
-        raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {device}")
-    if backend == "cuda_emu" and device.type != "cpu":
-        raise ValueError(f"backend='cuda_emu' runs the CUDA kernels on CPU tensors, got tensors on {device}")
-    if backend == "cuda":
-        if device.type != "cuda":
-            raise ValueError(f"backend='cuda' needs CUDA tensors, got tensors on {device}")
-        if not _C.has_cuda():
-            raise RuntimeError(
-                "backend='cuda': this kron_attn build has no CUDA kernel; reinstall with a CUDA build "
-                "of torch and nvcc (KRON_ATTN_CUDA=1), or use backend='reference'"
-            )
-    return backend

@@ -24,7 +24,15 @@ from __future__ import annotations
 
 import torch
 
-PRESETS = ("kmt", "kmct", "joint", "frame")
+# Each preset's rule on query and key frame indices (ints or broadcasting tensors): the one
+# statement of the presets, which layout matrices and FlexAttention mask_mods both evaluate.
+PRESET_RULES = {
+    "kmt": lambda q, k: q != k,
+    "kmct": lambda q, k: k < q,
+    "joint": lambda q, k: (q - k) == (q - k),  # every pair, in the pairs' broadcast shape
+    "frame": lambda q, k: q == k,
+}
+PRESETS = tuple(PRESET_RULES)
 
 
 class Layout:
@@ -52,7 +60,7 @@ class Layout:
     @classmethod
     def of(cls, layout: LayoutLike, frames: int) -> Layout:
         """``layout`` (a preset name, a ``(frames, frames)`` bool tensor, or a Layout) for ``frames``."""
-        _check_frames(frames)
+        check_frames(frames)
         if isinstance(layout, Layout):
             result = layout
         elif isinstance(layout, str):
@@ -95,8 +103,7 @@ class Layout:
         return mask
 
     def __str__(self) -> str:
-        rows = "\n".join(" ".join("#" if a else "." for a in row) for row in self.matrix.tolist())
-        return f"{self.name} layout, {self.frames} frames (# attends, . self term only):\n{rows}"
+        return f"{self.name} layout, {self.frames} frames (# attends, . self term only):\n{render(self, self.frames)}"
 
     def __repr__(self) -> str:
         return f"Layout({self.name!r}, frames={self.frames})"
@@ -105,19 +112,18 @@ class Layout:
 LayoutLike = str | torch.Tensor | Layout
 
 
+def preset_rule(name: str):
+    """The rule ``(query frame, key frame) -> attends`` of a preset (see :data:`PRESET_RULES`)."""
+    if name not in PRESET_RULES:
+        raise ValueError(f"unknown layout preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return PRESET_RULES[name]
+
+
 def preset(name: str, frames: int) -> torch.Tensor:
     """The ``(frames, frames)`` bool CPU layout of a preset (see the module docstring)."""
-    _check_frames(frames)
+    check_frames(frames)
     t = torch.arange(frames, device="cpu")  # host data, also inside a `with torch.device(...)` block
-    if name == "kmt":
-        return t[:, None] != t[None, :]
-    if name == "kmct":
-        return t[None, :] < t[:, None]
-    if name == "joint":
-        return torch.ones(frames, frames, dtype=torch.bool, device="cpu")
-    if name == "frame":
-        return torch.eye(frames, dtype=torch.bool, device="cpu")
-    raise ValueError(f"unknown layout preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return preset_rule(name)(t[:, None], t[None, :])
 
 
 def window(frames: int, w: int, causal: bool = False) -> torch.Tensor:
@@ -125,7 +131,7 @@ def window(frames: int, w: int, causal: bool = False) -> torch.Tensor:
 
     With ``causal=True`` only earlier frames: ``0 < t - t' <= w``. Returns ``(frames, frames)`` bool.
     """
-    _check_frames(frames)
+    check_frames(frames)
     if not isinstance(w, int) or w < 0:
         raise ValueError(f"window size w must be a non-negative int, got {w!r}")
     t = torch.arange(frames, device="cpu")
@@ -168,6 +174,7 @@ def render(layout: LayoutLike, frames: int, prefix: int = 0) -> str:
     return "\n".join(lines)
 
 
-def _check_frames(frames: int) -> None:
+def check_frames(frames: int) -> None:
+    """ValueError unless ``frames`` is an int >= 1."""
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
         raise ValueError(f"frames must be an int >= 1, got {frames!r}")

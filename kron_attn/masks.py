@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from .layouts import Layout, LayoutLike
+from .layouts import Layout, LayoutLike, preset_rule
 
 
 def dense_mask(
@@ -56,15 +56,7 @@ def flex_mask_mod(
     """
     _check_tokens(tokens, prefix)
     if isinstance(layout, str):
-        rules = {
-            "kmt": lambda qf, kf: qf != kf,
-            "kmct": lambda qf, kf: kf < qf,
-            "joint": lambda qf, kf: qf == qf,
-            "frame": lambda qf, kf: qf == kf,
-        }
-        if layout not in rules:
-            Layout.of(layout, 1)  # raises the standard unknown-preset error
-        rule = rules[layout]
+        rule = preset_rule(layout)
     else:
         lay = Layout.of(layout, layout.frames if isinstance(layout, Layout) else layout.shape[0]).matrix.to(device)
 

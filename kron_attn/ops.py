@@ -1,9 +1,10 @@
-"""The one Python entry to the registered ops: fake kernels and autograd.
+"""The Python side of the registered ops: fake kernels, autograd and FLOP formulas.
 
-``torch.ops.kron_attn.attention_fwd(q, k, v, layout, scale) -> (out, lse)`` and
-``attention_bwd(dout, q, k, v, out, lse, layout, scale, dlse=None) -> (dq, dk, dv)`` are declared
-in csrc/kron_attn.cpp; each backend registers its kernels for them. Both outputs of the forward
-are differentiable: the gradient of lse reaches the backward as ``dlse``.
+Every backend with kernels has an op pair of one schema (csrc/kron_attn.cpp):
+``<op>_fwd(q, k, v, layout, scale) -> (out, lse)`` and
+``<op>_bwd(dout, q, k, v, out, lse, layout, scale, dlse=None) -> (dq, dk, dv)``; kron_attn/backends.py
+calls :func:`register` for each. ``attention_fwd`` / ``attention_bwd`` are the CPU and CUDA
+kernels' pair (one op, two dispatch keys).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-@torch.library.register_fake("kron_attn::attention_fwd")
 def _fwd_fake(q, k, v, layout, scale):
     torch._check(q.dim() == 4, lambda: f"q must be 4-D (B, H, N, D), got {q.dim()}-D")
     torch._check(k.shape == q.shape and v.shape == q.shape, lambda: "q, k, v must have the same shape")
@@ -33,7 +33,6 @@ def _fwd_fake(q, k, v, layout, scale):
     )
 
 
-@torch.library.register_fake("kron_attn::attention_bwd")
 def _bwd_fake(dout, q, k, v, out, lse, layout, scale, dlse=None):
     torch._check(dout.shape == q.shape, lambda: "dout must have the shape of q")
     return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
@@ -52,10 +51,32 @@ def _schedule_fake(layout, tokens, block_m, block_n):
     return lists(q_tiles, k_tiles) + lists(k_tiles, q_tiles)
 
 
-def register_attention_autograd(fwd_op, bwd_op) -> None:
-    """Autograd of a forward op ``(q, k, v, layout, scale) -> (out, lse)`` through its backward op
-    ``(dout, q, k, v, out, lse, layout, scale, dlse) -> (dq, dk, dv)``; both outputs are
-    differentiable (an unused one contributes nothing)."""
+def _useful_pairs(n: int, layout: torch.Tensor) -> int:
+    return Layout(layout).allowed_pairs(n // layout.shape[0])
+
+
+def _fwd_flops(q, k, v, layout, scale, *args, out_val=None, **kwargs) -> int:
+    """Useful work only: 4·B·H·D per attending pair (two matmuls), never the skipped pairs."""
+    b, h, n, d = q.shape
+    return 4 * b * h * d * _useful_pairs(n, layout)
+
+
+def _bwd_flops(dout, q, k, v, out, lse, layout, scale, dlse=None, *args, out_val=None, **kwargs) -> int:
+    """Five matmuls per attending pair: 2.5x the forward."""
+    b, h, n, d = q.shape
+    return 10 * b * h * d * _useful_pairs(n, layout)
+
+
+def register(op: str) -> None:
+    """The fake kernels, autograd and FLOP formulas of the op pair ``kron_attn::<op>_fwd`` /
+    ``<op>_bwd`` (one schema for every backend's pair, csrc/kron_attn.cpp). Both outputs of the
+    forward are differentiable (an unused one contributes nothing): the gradient of lse reaches the
+    backward as ``dlse``."""
+    fwd, bwd = getattr(torch.ops.kron_attn, f"{op}_fwd"), getattr(torch.ops.kron_attn, f"{op}_bwd")
+    torch.library.register_fake(fwd.default, _fwd_fake)
+    torch.library.register_fake(bwd.default, _bwd_fake)
+    register_flop_formula(fwd, get_raw=True)(_fwd_flops)
+    register_flop_formula(bwd, get_raw=True)(_bwd_flops)
 
     def setup_context(ctx, inputs, output):
         q, k, v, layout, scale = inputs
@@ -67,19 +88,16 @@ def register_attention_autograd(fwd_op, bwd_op) -> None:
         q, k, v, out, lse, layout = ctx.saved_tensors
         if dout is None:
             dout = torch.zeros_like(out)
-        dq, dk, dv = bwd_op(dout, q, k, v, out, lse, layout, ctx.scale, dlse)
+        dq, dk, dv = bwd.default(dout, q, k, v, out, lse, layout, ctx.scale, dlse)
         return dq, dk, dv, None, None
 
-    torch.library.register_autograd(fwd_op, backward, setup_context=setup_context)
-
-
-register_attention_autograd("kron_attn::attention_fwd", _bwd)
+    torch.library.register_autograd(fwd.default, backward, setup_context=setup_context)
 
 
 def attention_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward op: ``(out (B, H, N, D) in q's dtype, lse (B, H, N) float32/float64)``."""
+    """The CPU/CUDA forward op: ``(out (B, H, N, D) in q's dtype, lse (B, H, N) float32/float64)``."""
     return _fwd(q, k, v, layout, scale)
 
 
@@ -94,24 +112,6 @@ def attention_bwd(
     scale: float,
     dlse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype; ``dlse``: the gradient of
-    lse, when lse is used."""
+    """The CPU/CUDA backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype; ``dlse``:
+    the gradient of lse, when lse is used."""
     return _bwd(dout, q, k, v, out, lse, layout, scale, dlse)
-
-
-def _useful_pairs(n: int, layout: torch.Tensor) -> int:
-    return Layout(layout).allowed_pairs(n // layout.shape[0])
-
-
-@register_flop_formula(torch.ops.kron_attn.attention_fwd, get_raw=True)
-def _fwd_flops(q, k, v, layout, scale, *args, out_val=None, **kwargs) -> int:
-    """Useful work only: 4·B·H·D per attending pair (two matmuls), never the skipped pairs."""
-    b, h, n, d = q.shape
-    return 4 * b * h * d * _useful_pairs(n, layout)
-
-
-@register_flop_formula(torch.ops.kron_attn.attention_bwd, get_raw=True)
-def _bwd_flops(dout, q, k, v, out, lse, layout, scale, dlse=None, *args, out_val=None, **kwargs) -> int:
-    """Five matmuls per attending pair: 2.5x the forward."""
-    b, h, n, d = q.shape
-    return 10 * b * h * d * _useful_pairs(n, layout)

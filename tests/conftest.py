@@ -13,7 +13,6 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import kron_attn
 
 
 def sample_inputs(b, h, t, l, d, dtype=torch.float32, device="cpu", requires_grad=False, seed=0):
@@ -25,11 +24,6 @@ def sample_inputs(b, h, t, l, d, dtype=torch.float32, device="cpu", requires_gra
         .requires_grad_(requires_grad)
         for _ in range(3)
     ]
-
-
-def truth(q, k, v, frames, layout, scale=None):
-    """Reference output in float64."""
-    return kron_attn.reference.attention(q.double(), k.double(), v.double(), frames, layout, scale)
 
 
 def assert_close_by_rule(ours, ref_lowp, exact, what=""):

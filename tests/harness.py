@@ -16,8 +16,7 @@ import torch
 from conftest import assert_close_by_rule
 
 import kron_attn
-from kron_attn import api
-from kron_attn import triton as triton_backend
+from kron_attn import backends
 from kron_attn.layouts import PRESETS, resolve
 
 LOW = (torch.bfloat16, torch.float16)
@@ -92,20 +91,16 @@ INTERPRETED_TOKENS = 99  # N, for Triton's interpreter
 
 
 def covers(backend: str, case: Case) -> bool:
-    """Whether ``backend`` handles ``case`` (and, for the slow CPU stand-ins, can afford it)."""
-    if backend == "cpu":
-        return True
-    if backend in ("cuda", "cuda_emu"):
-        ok = api.cuda_kernel_covers(case.dtype, case.d, case.t)
-        return ok and (backend == "cuda" or case.b * case.h * case.n <= EMULATED_WORK)
-    if backend == "triton":
-        if case.dtype not in triton_backend.DTYPES:
-            return False
-        if triton_backend.interpreting():
-            # Triton's interpreter gets even a bare 16x16 bfloat16 tl.dot wrong (seen with 3.8).
-            return case.n <= INTERPRETED_TOKENS and case.dtype != torch.bfloat16
-        return True
-    raise ValueError(f"unknown backend {backend!r}")
+    """Whether ``backend`` handles ``case`` (its record in kron_attn/backends.py) and, for the slow
+    CPU stand-ins of the GPU kernels, can afford it."""
+    if not backends.get(backend).covers(case.dtype, case.d, case.t):
+        return False
+    if backend == "cuda_emu":
+        return case.b * case.h * case.n <= EMULATED_WORK
+    if backend == "triton" and backends.get("triton").device() == "cpu":
+        # Triton's interpreter gets even a bare 16x16 bfloat16 tl.dot wrong (seen with 3.8).
+        return case.n <= INTERPRETED_TOKENS and case.dtype != torch.bfloat16
+    return True
 
 
 def cases_for(backend: str) -> list[Case]:
@@ -113,16 +108,11 @@ def cases_for(backend: str) -> list[Case]:
 
 
 def device_of(backend: str) -> str:
-    if backend == "cuda" or (backend == "triton" and not triton_backend.interpreting()):
-        return "cuda"
-    return "cpu"
+    return backends.get(backend).device()
 
 
 def compute_dtype(backend: str, dtype: torch.dtype) -> torch.dtype:
-    """The dtype the backend computes an input dtype in: the GPU kernels take float32 as bfloat16
-    (the Triton interpreter keeps it)."""
-    gpu = backend in ("cuda", "cuda_emu") or (backend == "triton" and not triton_backend.interpreting())
-    return torch.bfloat16 if gpu and dtype == torch.float32 else dtype
+    return backends.get(backend).compute_dtype(dtype)
 
 
 # ---- the check ---------------------------------------------------------------------------------

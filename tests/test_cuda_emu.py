@@ -4,13 +4,12 @@ cp.async discipline, bounds, barriers) on for every launch."""
 
 import pytest
 import torch
-from conftest import sample_inputs
 from harness import Case, cases_for, check, run
 
 import kron_attn
-from kron_attn import api, cuda_emu
+from kron_attn import backends, cuda_emu
 
-pytestmark = pytest.mark.skipif(not cuda_emu.available(), reason="this build has no emulator module")
+pytestmark = pytest.mark.skipif(not cuda_emu.available(), reason=cuda_emu.problem())
 
 
 @pytest.mark.parametrize("case", cases_for("cuda_emu"), ids=str)
@@ -34,7 +33,7 @@ def test_gradients_are_bit_identical_across_runs_and_schedules():
 
 def test_listed_and_never_chosen_by_auto():
     assert "cuda_emu" in kron_attn.available_backends()
-    assert api._choose("auto", torch.device("cpu"), torch.bfloat16, 64, 8) == "cpu"
+    assert backends.choose("auto", torch.device("cpu"), torch.bfloat16, 64, 8).name == "cpu"
 
 
 @pytest.mark.parametrize(
@@ -57,33 +56,3 @@ def test_refuses_cuda_tensors():
     q = torch.randn(1, 1, 6, 64, device="cuda", dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="CPU tensors"):
         kron_attn.attention(q, q, q, frames=3, backend="cuda_emu")
-
-
-def test_strided_and_misaligned_inputs():
-    t, l, d, h = 3, 40, 64, 2
-    base = torch.randn(1, t * l, 3, h, d, dtype=torch.bfloat16)  # a fused qkv projection
-    q, k, v = (base[:, :, i].transpose(1, 2) for i in range(3))
-    ref = kron_attn.reference.attention(q.double(), k.double(), v.double(), t, "kmt")
-    out = kron_attn.attention(q, k, v, frames=t, backend="cuda_emu")
-    assert (out.double() - ref).abs().max() < 3e-2
-    flat = torch.randn(h * t * l * d + 1, dtype=torch.bfloat16)
-    odd = flat[1:].view(1, h, t * l, d)  # 2-byte offset: not 16-byte aligned
-    ref = kron_attn.reference.attention(odd.double(), odd.double(), odd.double(), t, "kmct")
-    out = kron_attn.attention(odd, odd, odd, frames=t, layout="kmct", backend="cuda_emu")
-    assert (out.double() - ref).abs().max() < 3e-2
-
-
-def test_empty_batch():
-    q = torch.randn(0, 2, 6, 64, dtype=torch.bfloat16, requires_grad=True)
-    out = kron_attn.attention(q, q, q, frames=3, backend="cuda_emu")
-    out.sum().backward()
-    assert out.shape == q.shape and q.grad.shape == q.shape
-
-
-def test_opcheck():
-    q, k, v = sample_inputs(1, 2, 3, 20, 64, torch.bfloat16)
-    lay = kron_attn.layouts.preset("kmt", 3)
-    torch.library.opcheck(torch.ops.kron_attn.cuda_emu_fwd.default, (q, k, v, lay, 0.125))
-    out, lse = cuda_emu.attention_fwd(q, k, v, lay, 0.125)
-    args = (torch.randn_like(out), q, k, v, out, lse, lay, 0.125)
-    torch.library.opcheck(torch.ops.kron_attn.cuda_emu_bwd.default, args)

@@ -18,7 +18,7 @@ from claver.data.video import write_mp4
 from claver.engine import Dist, predict_probs
 from claver.predict import Predictor
 from claver.text import prompt_set_loss
-from kron_attn import api
+from kron_attn import backends
 
 CUDA = torch.device("cuda", 0)
 
@@ -27,13 +27,14 @@ CUDA = torch.device("cuda", 0)
 def fake():
     """A FakeTensorMode, with the backends kron_attn chooses recorded."""
     chosen = []
-    choose = api._choose
+    choose = backends.choose
 
     def record(*args, **kwargs):
-        chosen.append(choose(*args, **kwargs))
-        return chosen[-1]
+        b = choose(*args, **kwargs)
+        chosen.append(b.name)
+        return b
 
-    with FakeTensorMode(allow_non_fake_inputs=True), unittest.mock.patch.object(api, "_choose", record):
+    with FakeTensorMode(allow_non_fake_inputs=True), unittest.mock.patch.object(backends, "choose", record):
         yield chosen
 
 

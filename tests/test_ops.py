@@ -6,15 +6,8 @@ import torch
 from conftest import sample_inputs
 from harness import device_of
 
-import kron_attn
-from kron_attn import cuda_emu
-from kron_attn import triton as triton_backend
+from kron_attn import backends
 from kron_attn.layouts import preset
-
-if triton_backend.available():
-    from kron_attn.triton import ops as triton_ops  # noqa: F401  (registers kron_attn::triton_*)
-
-GPU = torch.cuda.is_available() and kron_attn._C.has_cuda()
 
 
 def check_pair(fwd, bwd, device, dtype):
@@ -26,7 +19,7 @@ def check_pair(fwd, bwd, device, dtype):
 
 
 CHECKS = {
-    "kron_attn::attention_fwd": "attention on the CPU (float32, float64) and on a GPU (bfloat16)",
+    "kron_attn::attention_fwd": "the CPU kernel (float32, float64) and the CUDA kernel on a GPU (bfloat16)",
     "kron_attn::attention_bwd": "with attention_fwd",
     "kron_attn::block_schedule": "layout tensors on the CPU",
     "kron_attn::triton_fwd": "where Triton runs (GPU, or CPU under its interpreter)",
@@ -41,31 +34,33 @@ def test_every_registered_op_is_checked():
     assert names <= set(CHECKS), f"ops without an opcheck below: {sorted(names - set(CHECKS))}"
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_attention_cpu(dtype):
-    check_pair(torch.ops.kron_attn.attention_fwd.default, torch.ops.kron_attn.attention_bwd.default, "cpu", dtype)
+def test_every_backend_op_pair_is_declared():
+    """One signature for every backend's pair (csrc/kron_attn.cpp), whether its kernels are built or not."""
+
+    def signature(op: str) -> str:
+        return str(getattr(torch.ops.kron_attn, op).default._schema).split("(", 1)[1]
+
+    for b in backends.BACKENDS:
+        if b.op is not None:
+            assert signature(f"{b.op}_fwd") == signature("attention_fwd")
+            assert signature(f"{b.op}_bwd") == signature("attention_bwd")
 
 
-@pytest.mark.skipif(not GPU, reason="needs a CUDA GPU and the compiled CUDA kernel")
-def test_attention_cuda():
-    check_pair(torch.ops.kron_attn.attention_fwd.default, torch.ops.kron_attn.attention_bwd.default, "cuda",
-               torch.bfloat16)  # fmt: skip
+@pytest.mark.parametrize(
+    "name,dtype",
+    [("cpu", torch.float32), ("cpu", torch.float64), ("cuda", torch.bfloat16), ("triton", torch.float32),
+     ("cuda_emu", torch.bfloat16)],
+)  # fmt: skip
+def test_backend_ops(name, dtype):
+    b = backends.get(name)
+    if reason := b.why_unavailable():
+        pytest.skip(reason)
+    b.load()
+    fwd, bwd = (getattr(torch.ops.kron_attn, f"{b.op}_{d}").default for d in ("fwd", "bwd"))
+    check_pair(fwd, bwd, device_of(name), dtype)
 
 
 @pytest.mark.parametrize("frames,tokens,bm,bn", [(3, 20, 16, 32), (1, 1, 64, 64), (8, 50, 128, 64)])
 def test_block_schedule(frames, tokens, bm, bn):
     for lay in (preset("kmct", frames), torch.rand(frames, frames, generator=torch.Generator().manual_seed(0)) < 0.5):
         torch.library.opcheck(torch.ops.kron_attn.block_schedule.default, (lay, tokens, bm, bn))
-
-
-@pytest.mark.skipif(not triton_backend.available(), reason="triton missing (or no GPU and no interpreter)")
-def test_triton():
-    from kron_attn.triton import ops as triton_ops
-
-    check_pair(triton_ops.triton_fwd, triton_ops.triton_bwd, device_of("triton"), torch.float32)
-
-
-@pytest.mark.skipif(not cuda_emu.available(), reason="this build has no emulator module")
-def test_cuda_emu():
-    check_pair(torch.ops.kron_attn.cuda_emu_fwd.default, torch.ops.kron_attn.cuda_emu_bwd.default, "cpu",
-               torch.bfloat16)  # fmt: skip

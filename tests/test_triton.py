@@ -6,9 +6,11 @@ import torch
 from harness import cases_for, check, device_of
 
 import kron_attn
-from kron_attn import triton as triton_backend
+from kron_attn import backends
 
-pytestmark = pytest.mark.skipif(not triton_backend.available(), reason="triton missing (or no GPU and no interpreter)")
+pytestmark = pytest.mark.skipif(
+    bool(backends.get("triton").why_unavailable()), reason=backends.get("triton").why_unavailable()
+)
 
 
 @pytest.mark.parametrize("case", cases_for("triton"), ids=str)

@@ -1,7 +1,7 @@
 // backend="cuda_emu": the CUDA kernels (csrc/cuda), compiled for the host, run on CPU tensors by
 // the SIMT emulator. The ops kron_attn::cuda_emu_fwd / cuda_emu_bwd take the host logic of the
 // CUDA ops unchanged (op_host.h: checks, dtypes, parameters, dispatch); only where the tensors
-// live and how a launch runs differ.
+// live and how a launch runs differ. Their schemas are those of every backend (csrc/kron_attn.cpp).
 #include <torch/library.h>
 
 #include <optional>
@@ -47,14 +47,6 @@ struct Emulator {
 
 }  // namespace
 }  // namespace kron_attn::cuda
-
-TORCH_LIBRARY_FRAGMENT(kron_attn, m) {
-  // The CUDA ops' schemas (csrc/kron_attn.cpp), run by the emulator on CPU tensors.
-  m.def("cuda_emu_fwd(Tensor q, Tensor k, Tensor v, Tensor layout, float scale) -> (Tensor out, Tensor lse)");
-  m.def(
-      "cuda_emu_bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor layout, "
-      "float scale, Tensor? dlse=None) -> (Tensor dq, Tensor dk, Tensor dv)");
-}
 
 TORCH_LIBRARY_IMPL(kron_attn, CPU, m) {
   m.impl("cuda_emu_fwd", &kron_attn::cuda::attention_fwd<kron_attn::cuda::Emulator>);

@@ -1,4 +1,5 @@
-"""Launchers of the Triton kernels, registered as ops with autograd."""
+"""Launchers of the Triton kernels: the kernels of the ops ``kron_attn::triton_fwd`` /
+``triton_bwd`` (schemas in csrc/kron_attn.cpp; fake kernels and autograd from kron_attn/backends.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import functools
 import torch
 import triton
 
-from .. import _C
-from .. import ops as kron_ops
+from .. import _C, backends
 from . import interpreting
 from .kernels import bwd_dkdv_kernel, bwd_dq_kernel, fwd_kernel
 
@@ -71,13 +71,6 @@ def _pruner(kernel: str):
     return prune
 
 
-def kernel_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the kernels run in: on GPUs, float32 inputs are computed in bfloat16 (the tensor
-    cores at bfloat16's accuracy, about 1e-2 relative; as the CUDA kernel does, and bfloat16 rather
-    than float16 because no float32 input overflows it); the interpreter keeps float32."""
-    return torch.bfloat16 if dtype == torch.float32 and not interpreting() else dtype
-
-
 _tuned = {
     name: triton.autotune(_ALL, key=["N", "D"], prune_configs_by={"early_config_prune": _pruner(name)})(kernel)
     for name, kernel in _KERNELS.items()
@@ -115,8 +108,10 @@ def _prepare(layout: torch.Tensor, kernel: str, n: int, d: int, device: torch.de
 
 
 def _kernel_inputs(*xs):
-    """The kernels' dtype (kernel_dtype) with a contiguous last dimension."""
-    dt = kernel_dtype(xs[0].dtype)
+    """In the dtype the backend computes in (float32 as bfloat16 on GPUs: the tensor cores at
+    bfloat16's accuracy, as the CUDA kernel; bfloat16 rather than float16 because no float32 input
+    overflows it), with a contiguous last dimension."""
+    dt = backends.get("triton").compute_dtype(xs[0].dtype)
     xs = [x.to(dt) for x in xs]
     return [x if x.stride(-1) == 1 else x.contiguous() for x in xs]
 
@@ -125,11 +120,13 @@ def _strides(*xs):
     return [s for x in xs for s in x.stride()[:3]]
 
 
-@torch.library.custom_op("kron_attn::triton_fwd", mutates_args=())
+@torch.library.register_kernel("kron_attn::triton_fwd", ("cuda", "cpu"))
 def triton_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    given = q.dtype
+    given, dtypes = q.dtype, backends.get("triton").dtypes
+    if given not in dtypes:
+        raise TypeError(f"the triton backend supports {', '.join(map(str, dtypes))}, got {given}")
     q, k, v = _kernel_inputs(q, k, v)
     b, h, n, d = q.shape
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
@@ -146,12 +143,7 @@ def triton_fwd(
     return out.to(given), lse
 
 
-@triton_fwd.register_fake
-def _(q, k, v, layout, scale):
-    return torch.empty_like(q, memory_format=torch.contiguous_format), q.new_empty(q.shape[:3], dtype=torch.float32)
-
-
-@torch.library.custom_op("kron_attn::triton_bwd", mutates_args=())
+@torch.library.register_kernel("kron_attn::triton_bwd", ("cuda", "cpu"))
 def triton_bwd(
     dout: torch.Tensor,
     q: torch.Tensor,
@@ -184,11 +176,3 @@ def triton_bwd(
             *strides, *common, qt.shape[1], *scales, **meta,
         )  # fmt: skip
     return dq.to(given), dk.to(given), dv.to(given)
-
-
-@triton_bwd.register_fake
-def _(dout, q, k, v, out, lse, layout, scale, dlse=None):
-    return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
-
-
-kron_ops.register_attention_autograd(triton_fwd, triton_bwd)
