@@ -8,7 +8,8 @@ before the pass (inputs, weights and warm-up already in place).
 
 import sys
 
-from benchmarks.peers import SHAPES, make
+from benchmarks.peers import make
+from benchmarks.shapes import SHAPES
 
 
 def status_mib(field: str) -> float:

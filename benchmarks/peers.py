@@ -1,4 +1,4 @@
-"""Canonical shapes and the implementations we are measured against (the shapes of CLAVER's temporal blocks).
+"""The implementations we are measured against, on the canonical shapes (benchmarks/shapes.py).
 
 Every implementation is built by ``make(name, shape, layout, mode, dtype, device)`` into a
 no-argument callable that runs one forward (``mode="fwd"``) or forward+backward (``"fwdbwd"``).
@@ -7,7 +7,6 @@ no-argument callable that runs one forward (``mode="fwd"``) or forward+backward 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,34 +15,7 @@ from torch import nn
 import kron_attn
 from kron_attn import masks
 
-
-@dataclass(frozen=True)
-class Shape:
-    name: str
-    B: int
-    H: int
-    T: int
-    L: int
-    D: int
-
-    @property
-    def N(self) -> int:
-        return self.T * self.L
-
-    def with_batch(self, b: int) -> Shape:
-        return Shape(self.name, b, self.H, self.T, self.L, self.D)
-
-
-SHAPES = {
-    s.name: s
-    for s in [
-        Shape("b16-8f", 8, 12, 8, 197, 64),
-        Shape("b16-16f", 8, 12, 16, 197, 64),
-        Shape("b16-32f", 4, 12, 32, 197, 64),
-        Shape("b32-8f", 8, 12, 8, 50, 64),
-        Shape("l14-8f", 4, 16, 8, 257, 64),
-    ]
-}
+from .shapes import Shape
 
 IMPLS = ("ours", "mha", "sdpa_mask", "flex", "sdpa_dense")
 DESCRIPTION = {

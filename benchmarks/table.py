@@ -20,7 +20,8 @@ import time
 import torch
 
 import kron_attn
-from benchmarks.peers import DESCRIPTION, SHAPES, allowed_pairs, flops, make
+from benchmarks.peers import DESCRIPTION, allowed_pairs, flops, make
+from benchmarks.shapes import SHAPES
 
 PEERS = ("mha", "sdpa_mask", "flex", "sdpa_dense")
 

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from benchmarks.peers import IMPLS, SHAPES, make
+from benchmarks.peers import IMPLS, make
+from benchmarks.shapes import SHAPES
 
 NAMES = os.environ.get("KRON_ATTN_BENCH_SHAPES", ",".join(SHAPES)).split(",")
 

@@ -1,5 +1,5 @@
 """The CUDA kernel (csrc/cuda) on a GPU against the float64 reference, by the rule of conftest.py, on the
-shared cases of tests/harness.py and the canonical shapes.
+shared cases of tests/harness.py and the canonical shapes (benchmarks/shapes.py).
 
 The GPU cases skip with a reason when no GPU (or no compiled kernel) is present; the build and
 backend-choice checks at the top run everywhere. The same kernels run on the CPU, emulated, in
@@ -14,7 +14,8 @@ from conftest import assert_close_by_rule, sample_inputs
 from harness import Case, cases_for, check
 
 import kron_attn
-from kron_attn import _C, api, ops
+from benchmarks.shapes import SHAPES
+from kron_attn import _C, backends, ops
 from kron_attn.layouts import preset
 
 needs_gpu = pytest.mark.skipif(
@@ -37,11 +38,13 @@ def test_cuda_kernels_registered_iff_compiled():
 
 
 def test_coverage_is_exported_once():
-    cov = api.cuda_coverage()
+    cov = backends.cuda_coverage()
     assert cov["head_dims"] == [32, 64, 96, 128] and cov["max_frames"] == 128
     assert cov["dtypes"] == ["bfloat16", "float16", "float32"] and cov["min_compute_capability"] == (8, 0)
-    assert api.cuda_kernel_covers(torch.bfloat16, 64, 128) and not api.cuda_kernel_covers(torch.float64, 64, 8)
-    assert not api.cuda_kernel_covers(torch.bfloat16, 80, 8) and not api.cuda_kernel_covers(torch.float16, 64, 129)
+    for name in ("cuda", "cuda_emu"):  # the same kernels, one coverage
+        b = backends.get(name)
+        assert b.covers(torch.bfloat16, 64, 128) and not b.covers(torch.float64, 64, 8)
+        assert not b.covers(torch.bfloat16, 80, 8) and not b.covers(torch.float16, 64, 129)
 
 
 @pytest.mark.parametrize("triton_ok", [True, False])
@@ -49,22 +52,27 @@ def test_coverage_is_exported_once():
 def test_auto_backend_choice_on_cuda_tensors(monkeypatch, triton_ok, device_ok):
     """Triton first (until the CUDA kernel has passed on hardware); the CUDA kernel where Triton
     cannot serve, it covers the case and the device can run it; else the reference."""
-    monkeypatch.setattr(api._C, "has_cuda", lambda: True)
-    monkeypatch.setattr(api.triton_backend, "available", lambda device=None: triton_ok)
-    monkeypatch.setattr(api, "_cuda_runs_on", lambda index: device_ok)
-    monkeypatch.setattr(api.torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(backends._C, "has_cuda", lambda: True)
+    monkeypatch.setattr(backends.triton_package, "installed", lambda: triton_ok)
+    monkeypatch.setattr(backends.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(backends, "_cuda_device_problem", lambda index: "" if device_ok else "too old")
+    monkeypatch.setattr(backends.torch.cuda, "current_device", lambda: 0)
     cuda = torch.device("cuda")
+
+    def choose(dtype, d, t):
+        return backends.choose("auto", cuda, dtype, d, t).name
+
     if triton_ok:
         for dtype, d, t in [(torch.bfloat16, 64, 8), (torch.float32, 64, 8), (torch.bfloat16, 80, 8)]:
-            assert api._choose("auto", cuda, dtype, d, t) == "triton"
+            assert choose(dtype, d, t) == "triton"
     else:
         covered = "cuda" if device_ok else "reference"
-        assert api._choose("auto", cuda, torch.bfloat16, 64, 8) == covered
-        assert api._choose("auto", cuda, torch.float16, 32, 128) == covered
-        assert api._choose("auto", cuda, torch.float32, 64, 8) == covered  # computed in bfloat16
-        assert api._choose("auto", cuda, torch.bfloat16, 80, 8) == "reference"  # head dim not compiled
-        assert api._choose("auto", cuda, torch.bfloat16, 64, 129) == "reference"  # too many frames
-    assert api._choose("auto", cuda, torch.float64, 64, 8) == "reference"
+        assert choose(torch.bfloat16, 64, 8) == covered
+        assert choose(torch.float16, 32, 128) == covered
+        assert choose(torch.float32, 64, 8) == covered  # computed in bfloat16
+        assert choose(torch.bfloat16, 80, 8) == "reference"  # head dim not compiled
+        assert choose(torch.bfloat16, 64, 129) == "reference"  # too many frames
+    assert choose(torch.float64, 64, 8) == "reference"
 
 
 def test_device_problem_without_the_kernel():
@@ -86,20 +94,12 @@ def test_matches_reference(case):
     check("cuda", case)
 
 
-CANONICAL = {  # the canonical shapes (benchmarks/peers.py) with B = 1 to keep the float64 reference small
-    "b16-8f": (1, 12, 8, 197, 64),
-    "b16-16f": (1, 12, 16, 197, 64),
-    "b16-32f": (1, 4, 32, 197, 64),
-    "b32-8f": (1, 12, 8, 50, 64),
-    "l14-8f": (1, 16, 8, 257, 64),
-}
-
-
 @needs_gpu
 @pytest.mark.parametrize("layout", ["kmt", "kmct"])
-@pytest.mark.parametrize("name", list(CANONICAL))
+@pytest.mark.parametrize("name", list(SHAPES))
 def test_canonical_shapes_bfloat16(name, layout):
-    check("cuda", Case(*CANONICAL[name], layout))
+    s = SHAPES[name]  # at B = 1, which keeps the float64 reference small
+    check("cuda", Case(1, s.H, s.T, s.L, s.D, layout))
 
 
 @needs_gpu
@@ -141,40 +141,6 @@ def test_float64_is_refused_with_advice():
     q, k, v = cuda_inputs(1, 1, 2, 8, 64, torch.float64)
     with pytest.raises(RuntimeError, match="reference"):
         kron_attn.attention(q, k, v, frames=2, backend="cuda")
-
-
-@needs_gpu
-def test_strided_and_misaligned_inputs():
-    t, l, d, h = 3, 40, 64, 4
-    base = torch.randn(2, t * l, 3, h, d, device="cuda", dtype=torch.bfloat16)  # fused qkv projection
-    q, k, v = (base[:, :, i].transpose(1, 2) for i in range(3))
-    exact = kron_attn.reference.attention(q.double(), k.double(), v.double(), t, "kmt")
-    out = kron_attn.attention(q, k, v, frames=t, backend="cuda")
-    assert_close_by_rule(out, kron_attn.reference.attention(q, k, v, t, "kmt"), exact, "out (strided)")
-    flat = torch.randn(2 * h * t * l * d + 1, device="cuda", dtype=torch.bfloat16)
-    odd = flat[1:].view(2, h, t * l, d)  # 2-byte offset: not 16-byte aligned
-    exact = kron_attn.reference.attention(odd.double(), odd.double(), odd.double(), t, "kmct")
-    out = kron_attn.attention(odd, odd, odd, frames=t, layout="kmct", backend="cuda")
-    assert_close_by_rule(out, kron_attn.reference.attention(odd, odd, odd, t, "kmct"), exact, "out (misaligned)")
-
-
-@needs_gpu
-def test_backward_is_deterministic():
-    q, k, v = cuda_inputs(2, 4, 8, 197, 64, torch.bfloat16)
-    out = kron_attn.attention(q, k, v, frames=8, backend="cuda")
-    g = torch.randn_like(out)
-    first = torch.autograd.grad(out, (q, k, v), g, retain_graph=True)
-    second = torch.autograd.grad(out, (q, k, v), g)
-    for a, b in zip(first, second):
-        assert torch.equal(a, b)
-
-
-@needs_gpu
-def test_empty_batch():
-    q = torch.randn(0, 2, 6, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    out = kron_attn.attention(q, q, q, frames=3, backend="cuda")
-    out.sum().backward()
-    assert out.shape == q.shape and q.grad.shape == q.shape
 
 
 @needs_gpu
