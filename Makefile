@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-SOURCES := setup.py pyproject.toml tools/build_backend.py tools/compile_flags.py $(shell find csrc -type f)
+SOURCES := setup.py pyproject.toml tools/build_backend.py tools/build_config.py $(shell find csrc -type f)
 
 .PHONY: all build test test-python test-cpp lint demo bench clean
 

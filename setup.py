@@ -9,7 +9,7 @@ tools/build_backend.py), and the package pins that torch (and the torchvision th
 Environment switches:
     KRON_ATTN_CUDA=0/1     force the CUDA kernel off/on (default: on when torch is a CUDA build
                            and nvcc is found; a GPU is never needed to build)
-    TORCH_CUDA_ARCH_LIST   CUDA architectures (default "8.0;9.0+PTX")
+    TORCH_CUDA_ARCH_LIST   CUDA architectures (default: cuda_archs of csrc/build.txt)
     DEBUG=1                -O0 -g
 """
 
@@ -28,13 +28,12 @@ except ImportError:
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
-from tools.compile_flags import nvcc_flags, optimisation  # noqa: E402
+from tools.build_config import build_list, cuda_archs, min_torch, nvcc_flags, optimisation  # noqa: E402
 
 DEBUG = os.environ.get("DEBUG", "0") == "1"
 TORCH = torch.__version__.split("+")[0]  # the release the extensions are compiled against
-MIN_TORCH = (2, 6)
-if tuple(int(x) for x in TORCH.split(".")[:2]) < MIN_TORCH:
-    sys.exit(f"kron_attn: torch {torch.__version__} is too old; torch >= {MIN_TORCH[0]}.{MIN_TORCH[1]} is needed")
+if tuple(int(x) for x in TORCH.split(".")[:2]) < min_torch():
+    sys.exit(f"kron_attn: torch {torch.__version__} is too old; torch >= {'.'.join(map(str, min_torch()))} is needed")
 
 
 def requirements() -> list[str]:
@@ -70,15 +69,9 @@ def want_cuda() -> bool:
 
 
 def sources(with_cuda: bool) -> list[str]:
-    srcs = [
-        "csrc/kron_attn.cpp",
-        "csrc/python_module.cpp",
-        "csrc/schedule_op.cpp",
-        "csrc/cpu/attention_cpu.cpp",
-        "csrc/cpu/kernel_generic.cpp",
-    ]
+    srcs = build_list("library") + ["csrc/python_module.cpp"]
     if platform.machine().lower() in ("x86_64", "amd64"):
-        srcs += ["csrc/cpu/kernel_avx2.cpp", "csrc/cpu/kernel_avx512.cpp"]
+        srcs += build_list("library_x86")
     if with_cuda:
         # Host-side op wrappers (.cpp, host compiler) and the .cu files (one per direction and head
         # dim under inst/, plus the image check).
@@ -98,7 +91,7 @@ def extension():
     srcs = sources(with_cuda)
     has_cu = any(s.endswith(".cu") for s in srcs)
     if with_cuda and has_cu:
-        archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+        archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", cuda_archs())
         nvcc = nvcc_flags(DEBUG)
         define_macros.append(("KRON_ATTN_WITH_CUDA", None))
         # A C string literal (torch quotes each flag for the shell of the ninja build).
@@ -116,17 +109,12 @@ def extension():
 
 
 EMULATOR = "kron_attn._cuda_emu"
-# The kernel translation units: compiled with ThreadSanitizer's instrumentation, whose entry
-# points the emulator defines itself (csrc/cuda_emu/simt.h), and in definition order so that the
-# shared-memory guards stay around the array.
-EMULATED = ["csrc/cuda_emu/emulated_fwd.cpp", "csrc/cuda_emu/emulated_bwd.cpp", "csrc/cuda_emu/shared_memory.cpp"]
-EMULATED_FLAGS = ["-O2", "-fsanitize=thread", "-fno-toplevel-reorder", "-fno-strict-aliasing", "-fno-extern-tls-init"]
 
 
 def emulator():
     return cpp_extension.CppExtension(
         EMULATOR,
-        ["csrc/cuda_emu/simt.cpp", "csrc/cuda_emu/attention_emu.cpp", "csrc/cuda_emu/python_module.cpp"],
+        build_list("emulator") + ["csrc/cuda_emu/python_module.cpp"],
         include_dirs=[os.path.join(ROOT, "csrc/cuda_emu/include")],  # stand-ins for the CUDA headers
         define_macros=[("KRON_ATTN_EMULATE", None)],
         extra_compile_args={"cxx": list(CXX)},
@@ -135,13 +123,13 @@ def emulator():
 
 
 class BuildExtension(cpp_extension.BuildExtension):
-    """torch's build, plus the emulated kernels compiled with their own flags."""
+    """torch's build, plus the emulated kernels compiled with their own flags (csrc/build.txt)."""
 
     def build_extension(self, ext):
         if ext.name == EMULATOR:
-            flags = [f for f in ext.extra_compile_args["cxx"] if f not in OPT] + EMULATED_FLAGS
+            flags = [f for f in ext.extra_compile_args["cxx"] if f not in OPT] + build_list("emulated_flags")
             ext.extra_objects = self.compiler.compile(
-                EMULATED,
+                build_list("emulated"),
                 output_dir=os.path.join(self.build_temp, "emulated"),
                 macros=ext.define_macros,
                 include_dirs=ext.include_dirs,
@@ -154,7 +142,7 @@ write_build_info()
 setup(
     packages=find_packages(include=["kron_attn", "kron_attn.*", "claver", "claver.*"]),
     install_requires=requirements(),
-    package_data={"claver": ["model_configs/*.json", "labels/*.csv", "prompts/data/*.json"]},
+    package_data={"claver": ["model_configs/*.json", "recipes/*.yaml", "labels/*.csv", "prompts/data/*.json"]},
     ext_modules=[extension(), emulator()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

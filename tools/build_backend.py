@@ -19,11 +19,12 @@ import os
 import subprocess
 import sys
 
+from build_config import min_torch  # this folder is the backend's path (pyproject.toml)
 from setuptools import build_meta as _setuptools
 
 # Environment variables through which pip isolates a build from the target environment.
 _ISOLATION = ("PYTHONPATH", "PYTHONNOUSERSITE")
-_TORCH = "torch>=2.6"
+_TORCH = f"torch>={'.'.join(map(str, min_torch()))}"
 
 
 def _target_env() -> dict[str, str]:
@@ -42,8 +43,9 @@ def _target_site() -> str | None:
 
 
 def _torch_for_target() -> str:
-    """``torch==X``, X being the torch the target environment's pip resolves ``torch>=2.6`` to (a
-    dry run: metadata only); the plain requirement if that cannot be found out."""
+    """``torch==X``, X being the torch the target environment's pip resolves ``_TORCH`` (the oldest
+    torch we build against, or newer) to (a dry run: metadata only); the plain requirement if that
+    cannot be found out."""
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-", _TORCH]
     try:
         out = subprocess.run(cmd, env=_target_env(), capture_output=True, text=True, check=True, timeout=600)

@@ -1,5 +1,5 @@
 """The anchor row: FlashAttention-2's forward kernel compiled from its sources with our nvcc
-flags (tools/compile_flags.py) for each architecture, and measured as ours are. Opt-in: the sources
+flags (tools/build_config.py) for each architecture, and measured as ours are. Opt-in: the sources
 come from its source package (``FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE pip download --no-deps
 --no-binary :all: --no-build-isolation flash-attn``, unpacked), never from this repository; one
 kernel instantiation is compiled (the one FlashAttention-2 launches for bf16 without dropout,
@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tools.compile_flags import nvcc_flags
+from tools.build_config import nvcc_flags
 
 from . import occupancy, sass
 from .cuda import cubin_resources

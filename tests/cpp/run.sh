@@ -10,7 +10,8 @@ args=(-DCMAKE_PREFIX_PATH="$prefix")
 if python -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; then
   nvrtc=$(python -c 'import glob, os, torch; d = os.path.dirname(torch.__file__); print((sorted(glob.glob(d + "/../nvidia/*/lib/libnvrtc.so*")) + [""])[0])')
   args+=(-DCUDA_TOOLKIT_ROOT_DIR="${CUDA_HOME:-/usr/local/cuda}")
-  export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0}"  # no GPU probing at configure time
+  # Named, so configuring probes no GPU: the build's default (csrc/build.txt).
+  export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$(sed -n 's/^cuda_archs: *//p' csrc/build.txt | tr ' ' ';')}"
   [ -n "$nvrtc" ] && args+=(-DCUDA_nvrtc_LIBRARY="$nvrtc")
 fi
 cmake -S . -B "$build" -G Ninja "${args[@]}" > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
