@@ -87,7 +87,7 @@ elif [ "$stage" = 2 ]; then
         > "$out/train_step.md" 2> "$out/train_step.err"
     say "training step: $(grep -c '^| [0-9]' "$out/train_step.md" 2>/dev/null || echo 0) rows (train_step.md)"
   else
-    say "training step skipped: open_clip is not importable (run tools/gpu_wheels.sh here, carry .whl)"
+    say "training step skipped: open_clip is not importable (prepare .whl/ with tools/gpu_wheels.sh on a machine with network and copy it here)"
   fi
 else
   echo "stage must be 1 or 2, got $stage" >&2

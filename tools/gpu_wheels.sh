@@ -2,7 +2,8 @@
 # The wheels stage 2 of benchmarks/gpu_check.sh needs on the GPU machine, which has no network and
 # no open_clip: open_clip_torch and the two of its requirements that the machine's image lacks
 # (ftfy, wcwidth; the rest, timm and huggingface_hub included, are there), for Python 3.12, at the
-# versions this checkout's .venv uses, into .whl/ (ignored). Carry `.whl` in the device call.
+# versions this checkout's .venv uses, into .whl/ (ignored). Copy `.whl/` to the GPU machine with the
+# source tree.
 #
 #   bash tools/gpu_wheels.sh [PYTHON]
 set -euo pipefail
