@@ -47,7 +47,7 @@ def test_dense_mask_rule_with_custom_layout():
     assert m.diagonal().all()
 
 
-@pytest.mark.parametrize("layout", ["kmt", "kmct", "joint", "frame", "custom"])
+@pytest.mark.parametrize("layout", [*layouts.PRESETS, "custom"])
 def test_flex_mask_mod_matches_dense_mask(layout):
     t, l = 4, 3
     lay = torch.rand(t, t) > 0.5 if layout == "custom" else layout

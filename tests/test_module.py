@@ -26,7 +26,7 @@ def test_state_dict_interchangeable_with_multihead_attention():
     mha.load_state_dict(ours.state_dict())
 
 
-@pytest.mark.parametrize("layout", ["kmt", "kmct", "joint", "frame"])
+@pytest.mark.parametrize("layout", kron_attn.layouts.PRESETS)
 def test_builds_on_the_meta_device_then_loads_weights(layout):
     # As large models are built (FSDP, accelerate, claver.load_checkpoint): no memory, no init.
     with torch.device("meta"):
