@@ -3,8 +3,8 @@
 Every backend with kernels has an op pair of one schema (csrc/kron_attn.cpp):
 ``<op>_fwd(q, k, v, layout, scale) -> (out, lse)`` and
 ``<op>_bwd(dout, q, k, v, out, lse, layout, scale, dlse=None) -> (dq, dk, dv)``; kron_attn/backends.py
-calls :func:`register` for each. ``attention_fwd`` / ``attention_bwd`` are the CPU and CUDA
-kernels' pair (one op, two dispatch keys).
+calls :func:`register` for each. ``torch.ops.kron_attn.attention_fwd`` / ``attention_bwd`` are
+the CPU and CUDA kernels' pair (one op, two dispatch keys).
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from torch.utils.flop_counter import register_flop_formula
 
 from . import _C  # noqa: F401  (loads the library that defines the ops)
 from .layouts import Layout
-
-_fwd = torch.ops.kron_attn.attention_fwd.default
-_bwd = torch.ops.kron_attn.attention_bwd.default
 
 
 def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -92,26 +89,3 @@ def register(op: str) -> None:
         return dq, dk, dv, None, None
 
     torch.library.register_autograd(fwd.default, backward, setup_context=setup_context)
-
-
-def attention_fwd(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The CPU/CUDA forward op: ``(out (B, H, N, D) in q's dtype, lse (B, H, N) float32/float64)``."""
-    return _fwd(q, k, v, layout, scale)
-
-
-def attention_bwd(
-    dout: torch.Tensor,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    out: torch.Tensor,
-    lse: torch.Tensor,
-    layout: torch.Tensor,
-    scale: float,
-    dlse: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The CPU/CUDA backward op: ``(dq, dk, dv)``, each ``(B, H, N, D)`` in q's dtype; ``dlse``:
-    the gradient of lse, when lse is used."""
-    return _bwd(dout, q, k, v, out, lse, layout, scale, dlse)

@@ -15,7 +15,7 @@ from harness import Case, cases_for, check
 
 import kron_attn
 from benchmarks.shapes import SHAPES
-from kron_attn import _C, backends, ops
+from kron_attn import _C, backends
 from kron_attn.layouts import preset
 
 needs_gpu = pytest.mark.skipif(
@@ -116,7 +116,7 @@ def test_lse_and_output_on_exactly_representable_inputs(dtype):
     t, l, d = 4, 45, 64
     q, k, v = (x.detach() for x in cuda_inputs(2, 3, t, l, d, dtype))
     lay = preset("kmct", t)
-    out, lse = ops.attention_fwd(q, k, v, lay, 0.125)
+    out, lse = torch.ops.kron_attn.attention_fwd(q, k, v, lay, 0.125)
     assert lse.dtype == torch.float32
     qd, kd, vd = (x.double() for x in (q, k, v))
     mask = kron_attn.masks.dense_mask(t, l, lay, device="cuda")
@@ -158,8 +158,8 @@ def test_cuda_graph_capture():
     dout = torch.randn_like(q)
 
     def step():
-        out, lse = ops.attention_fwd(q, k, v, lay, 0.125)
-        return (out, lse) + ops.attention_bwd(dout, q, k, v, out, lse, lay, 0.125)
+        out, lse = torch.ops.kron_attn.attention_fwd(q, k, v, lay, 0.125)
+        return (out, lse) + torch.ops.kron_attn.attention_bwd(dout, q, k, v, out, lse, lay, 0.125)
 
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())

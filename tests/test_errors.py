@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import kron_attn
-from kron_attn import ops
 from kron_attn.layouts import preset
 
 
@@ -46,13 +45,13 @@ def test_head_dim_out_of_range(d):
     with pytest.raises(ValueError, match=rf"head dim D = {d} is out of range"):
         kron_attn.attention(q, k, v, frames=2)
     with pytest.raises(RuntimeError, match=rf"head dim D = {d} is out of range"):
-        ops.attention_fwd(q, k, v, preset("kmt", 2), 1.0)
+        torch.ops.kron_attn.attention_fwd(q, k, v, preset("kmt", 2), 1.0)
 
 
 def test_unsupported_dtype():
     q = k = v = torch.ones(1, 1, 6, 4, dtype=torch.int32)
     with pytest.raises(RuntimeError, match="unsupported dtype Int"):
-        ops.attention_fwd(q, k, v, preset("kmt", 3), 1.0)
+        torch.ops.kron_attn.attention_fwd(q, k, v, preset("kmt", 3), 1.0)
 
 
 @pytest.mark.parametrize(
@@ -69,16 +68,16 @@ def test_unsupported_dtype():
 def test_op_errors(args, match):
     q, k, v = qkv()
     with pytest.raises(RuntimeError, match=match):
-        ops.attention_fwd(*args(q, k, v, preset("kmt", 3)))
+        torch.ops.kron_attn.attention_fwd(*args(q, k, v, preset("kmt", 3)))
 
 
 def test_backward_op_checks_lse():
     q, k, v = qkv()
     lay = preset("kmt", 3)
-    out, lse = ops.attention_fwd(q, k, v, lay, 1.0)
+    out, lse = torch.ops.kron_attn.attention_fwd(q, k, v, lay, 1.0)
     with pytest.raises(RuntimeError, match=r"lse must have shape \(B, H, N\)"):
-        ops.attention_bwd(out, q, k, v, out, lse[..., :2], lay, 1.0)
+        torch.ops.kron_attn.attention_bwd(out, q, k, v, out, lse[..., :2], lay, 1.0)
     with pytest.raises(RuntimeError, match="lse must be Float"):
-        ops.attention_bwd(out, q, k, v, out, lse.double(), lay, 1.0)
+        torch.ops.kron_attn.attention_bwd(out, q, k, v, out, lse.double(), lay, 1.0)
     with pytest.raises(RuntimeError, match="dout has shape"):
-        ops.attention_bwd(out[:, :1], q, k, v, out, lse, lay, 1.0)
+        torch.ops.kron_attn.attention_bwd(out[:, :1], q, k, v, out, lse, lay, 1.0)

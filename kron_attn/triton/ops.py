@@ -144,17 +144,7 @@ def triton_fwd(
 
 
 @torch.library.register_kernel("kron_attn::triton_bwd", ("cuda", "cpu"))
-def triton_bwd(
-    dout: torch.Tensor,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    out: torch.Tensor,
-    lse: torch.Tensor,
-    layout: torch.Tensor,
-    scale: float,
-    dlse: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def triton_bwd(dout, q, k, v, out, lse, layout, scale: float, dlse=None) -> tuple[torch.Tensor, ...]:
     given = q.dtype
     dout, q, k, v = _kernel_inputs(dout, q, k, v)
     b, h, n, d = q.shape
