@@ -9,12 +9,15 @@ frame boundaries (``_mask_partial``), SKIP tiles are never loaded.
 
 The self term of a row whose frame pair is blocked is merged analytically: the forward folds it
 into the online softmax after the loop, the backward kernels start their accumulators from it.
-Scores are kept in base 2 (``qk_scale = scale * log2 e``). The backward over keys computes
+Scores are kept in base 2 (``qk_scale = scale * LOG2E``). The backward over keys computes
 transposed (rows are keys: Sᵀ = K Qᵀ), so no register tile is ever transposed.
 """
 
 import triton
 import triton.language as tl
+
+# log2 e: the launcher scales scores by it (qk_scale) and the backward converts lse with it.
+LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
@@ -49,11 +52,27 @@ def _row_dot(a, sa, b, sb, offs, need, D, BLOCK: tl.constexpr, BLOCK_D: tl.const
 
 
 @triton.jit
-def _rows(pid, N, L, T, BLOCK: tl.constexpr):
-    """A program's row tile: offsets, in-range flags and frames (rows past N in frame T - 1)."""
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
+def _program(H, N, L, T, D, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
+    """A program's (b, h) (int64, for base offsets), its flat index bh, and its row tile: offsets,
+    in-range flags and frames (rows past N in frame T - 1), with the head-dim offsets and the
+    (rows x head dim) load mask."""
+    bh = tl.program_id(1)
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < N
-    return offs, ok, tl.minimum(offs // L, T - 1)
+    frames = tl.minimum(offs // L, T - 1)
+    offs_d = tl.arange(0, BLOCK_D)
+    d_ok = offs_d < D
+    return (
+        (bh // H).to(tl.int64),
+        (bh % H).to(tl.int64),
+        bh,
+        offs,
+        ok,
+        frames,
+        offs_d,
+        d_ok,
+        ok[:, None] & d_ok[None, :],
+    )
 
 
 @triton.jit
@@ -62,53 +81,55 @@ def _needs_self(layout, frames, ok, T):
 
 
 @triton.jit
-def fwd_kernel(
-    Q,
-    K,
-    V,
-    O,
-    LSE,
-    LAYOUT,
-    CNT,
-    TILES,
-    KINDS,
-    sqb,
-    sqh,
-    sqn,
-    skb,
-    skh,
-    skn,
-    svb,
-    svh,
-    svn,
-    sob,
-    soh,
-    son,
-    H,
-    N,
-    T,
-    L,
-    D,
-    max_tiles,
-    qk_scale,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PARTIAL: tl.constexpr,
+def _column_tile(TILES, KINDS, max_tiles, i, N, BLOCK: tl.constexpr):
+    """Step i of this program's walk over column tiles: the tile, its kind, its column offsets and
+    their in-range flags."""
+    pid = tl.program_id(0)
+    tile = tl.load(TILES + pid * max_tiles + i)
+    kind = tl.load(KINDS + pid * max_tiles + i)
+    offs = tile * BLOCK + tl.arange(0, BLOCK)
+    return tile, kind, offs, offs < N
+
+
+@triton.jit
+def _load_rows(base, stride, offs, offs_d, mask):
+    return tl.load(base + offs[:, None] * stride + offs_d[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def _load_row_pair(a, sa, b, sb, offs, ok, offs_d, d_ok):
+    """Rows offs of two (N, D) slices (K and V, or Q and dO), 0 past N and past D."""
+    mask = ok[:, None] & d_ok[None, :]
+    return _load_rows(a, sa, offs, offs_d, mask), _load_rows(b, sb, offs, offs_d, mask)
+
+
+@triton.jit
+def _stats(LSE, DELTA, stat, offs, mask):
+    """lse · log2 e (base 2, as the scores) and delta of the rows offs."""
+    return tl.load(LSE + stat + offs, mask=mask, other=0.0) * LOG2E, tl.load(DELTA + stat + offs, mask=mask, other=0.0)
+
+
+@triton.jit
+def _self_grad(
+    q, sqn, k, skn, v, svn, do, sdn, offs, need, lse2, delta, qk_scale, D, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr
 ):
-    pid_m = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_m, row_ok, qf = _rows(pid_m, N, L, T, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_n0 = tl.arange(0, BLOCK_N)
-    d_ok = offs_d < D
-    md = row_ok[:, None] & d_ok[None, :]
+    """The self term of the rows offs where need (0 elsewhere): P_ii and dS_ii = P_ii (dO_i·v_i - Δ_i)."""
+    p = tl.where(need, tl.math.exp2(_row_dot(q, sqn, k, skn, offs, need, D, BLOCK, BLOCK_D) * qk_scale - lse2), 0.0)
+    return p, p * (_row_dot(do, sdn, v, svn, offs, need, D, BLOCK, BLOCK_D) - delta)
+
+
+@triton.jit
+def fwd_kernel(
+    Q, K, V, O, LSE, LAYOUT, CNT, TILES, KINDS,
+    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son,
+    H, N, T, L, D, max_tiles, qk_scale,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PARTIAL: tl.constexpr,
+):  # fmt: skip
+    b, h, bh, offs_m, row_ok, qf, offs_d, d_ok, md = _program(H, N, L, T, D, BLOCK_M, BLOCK_D)
     q_base = Q + b * sqb + h * sqh
     k_base = K + b * skb + h * skh
     v_base = V + b * svb + h * svh
-    q = tl.load(q_base + offs_m[:, None] * sqn + offs_d[None, :], mask=md, other=0.0)
+    q = _load_rows(q_base, sqn, offs_m, offs_d, md)
     # The self score q_i·k_i of rows whose frame pair is blocked, before the loop (so no tile of it
     # is live there); its value v_i joins the softmax after the loop.
     need = _needs_self(LAYOUT, qf, row_ok, T)
@@ -117,12 +138,8 @@ def fwd_kernel(
     m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     l_i = tl.zeros((BLOCK_M,), tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
-    count = tl.load(CNT + pid_m)
-    for i in range(0, count):
-        n_tile = tl.load(TILES + pid_m * max_tiles + i)
-        kind = tl.load(KINDS + pid_m * max_tiles + i)
-        offs_n = n_tile * BLOCK_N + offs_n0
-        col_ok = offs_n < N
+    for i in range(0, tl.load(CNT + tl.program_id(0))):
+        n_tile, kind, offs_n, col_ok = _column_tile(TILES, KINDS, max_tiles, i, N, BLOCK_N)
         kt = tl.load(k_base + offs_n[None, :] * skn + offs_d[:, None], mask=d_ok[:, None] & col_ok[None, :], other=0.0)
         s = tl.dot(q, kt) * qk_scale
         if kind == PARTIAL:
@@ -135,14 +152,14 @@ def fwd_kernel(
         alpha = tl.math.exp2(m_i - m_safe)
         p = tl.math.exp2(s - m_safe[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :], mask=col_ok[:, None] & d_ok[None, :], other=0.0)
+        v = _load_rows(v_base, svn, offs_n, offs_d, col_ok[:, None] & d_ok[None, :])
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
 
     m_new = tl.where(need, tl.maximum(m_i, s_self), m_i)
     alpha = tl.math.exp2(m_i - tl.where(m_new == float("-inf"), 0.0, m_new))
     beta = tl.where(need, tl.math.exp2(s_self - m_new), 0.0)
-    v_self = tl.load(v_base + offs_m[:, None] * svn + offs_d[None, :], mask=md & need[:, None], other=0.0)
+    v_self = _load_rows(v_base, svn, offs_m, offs_d, md & need[:, None])
     acc = acc * alpha[:, None] + beta[:, None] * v_self.to(tl.float32)
     l_i = l_i * alpha + beta
     m_i = m_new
@@ -156,91 +173,42 @@ def fwd_kernel(
 
 @triton.jit
 def bwd_dkdv_kernel(
-    Q,
-    K,
-    V,
-    DO,
-    LSE,
-    DELTA,
-    DK,
-    DV,
-    LAYOUT,
-    CNT,
-    TILES,
-    KINDS,
-    sqb,
-    sqh,
-    sqn,
-    skb,
-    skh,
-    skn,
-    svb,
-    svh,
-    svn,
-    sdb,
-    sdh,
-    sdn,
-    H,
-    N,
-    T,
-    L,
-    D,
-    max_tiles,
-    qk_scale,
-    scale,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PARTIAL: tl.constexpr,
-):
+    Q, K, V, DO, LSE, DELTA, DK, DV, LAYOUT, CNT, TILES, KINDS,
+    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn,
+    H, N, T, L, D, max_tiles, qk_scale, scale,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PARTIAL: tl.constexpr,
+):  # fmt: skip
     """One key tile: dV = Σ Pᵀ dO, dK = scale Σ dSᵀ Q over the query tiles that see it, computed
     transposed (rows are keys). DK, DV are contiguous (B, H, N, D) float32."""
-    pid_n = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_n, key_ok, kf = _rows(pid_n, N, L, T, BLOCK_N)
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_m0 = tl.arange(0, BLOCK_M)
-    d_ok = offs_d < D
-    nd = key_ok[:, None] & d_ok[None, :]
+    b, h, bh, offs_n, key_ok, kf, offs_d, d_ok, nd = _program(H, N, L, T, D, BLOCK_N, BLOCK_D)
     q_base = Q + b * sqb + h * sqh
+    k_base = K + b * skb + h * skh
+    v_base = V + b * svb + h * svh
     do_base = DO + b * sdb + h * sdh
     stat = bh.to(tl.int64) * N
 
     # The self term of keys whose frame pair is blocked starts the accumulators: p_jj, ds_jj from
     # row j's own statistics.
     need = _needs_self(LAYOUT, kf, key_ok, T)
-    k_base = K + b * skb + h * skh
-    v_base = V + b * svb + h * svh
-    lse2_s = tl.load(LSE + stat + offs_n, mask=need, other=0.0) * 1.4426950408889634
-    delta_s = tl.load(DELTA + stat + offs_n, mask=need, other=0.0)
-    qk_s = _row_dot(q_base, sqn, k_base, skn, offs_n, need, D, BLOCK_N, BLOCK_D)
-    p_s = tl.where(need, tl.math.exp2(qk_s * qk_scale - lse2_s), 0.0)
-    ds_s = p_s * (_row_dot(do_base, sdn, v_base, svn, offs_n, need, D, BLOCK_N, BLOCK_D) - delta_s)
+    lse2, delta = _stats(LSE, DELTA, stat, offs_n, need)
+    p_s, ds_s = _self_grad(
+        q_base, sqn, k_base, skn, v_base, svn, do_base, sdn, offs_n, need, lse2, delta, qk_scale, D, BLOCK_N, BLOCK_D
+    )
     sn = nd & need[:, None]
-    dv = p_s[:, None] * tl.load(do_base + offs_n[:, None] * sdn + offs_d[None, :], mask=sn, other=0.0).to(tl.float32)
-    dk = ds_s[:, None] * tl.load(q_base + offs_n[:, None] * sqn + offs_d[None, :], mask=sn, other=0.0).to(tl.float32)
+    dv = p_s[:, None] * _load_rows(do_base, sdn, offs_n, offs_d, sn).to(tl.float32)
+    dk = ds_s[:, None] * _load_rows(q_base, sqn, offs_n, offs_d, sn).to(tl.float32)
 
-    k = tl.load(k_base + offs_n[:, None] * skn + offs_d[None, :], mask=nd, other=0.0)
-    v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :], mask=nd, other=0.0)
-    count = tl.load(CNT + pid_n)
-    for i in range(0, count):
-        m_tile = tl.load(TILES + pid_n * max_tiles + i)
-        kind = tl.load(KINDS + pid_n * max_tiles + i)
-        offs_m = m_tile * BLOCK_M + offs_m0
-        row_ok = offs_m < N
-        md = row_ok[:, None] & d_ok[None, :]
-        q = tl.load(q_base + offs_m[:, None] * sqn + offs_d[None, :], mask=md, other=0.0)
-        do = tl.load(do_base + offs_m[:, None] * sdn + offs_d[None, :], mask=md, other=0.0)
-        lse2 = tl.load(LSE + stat + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634
-        delta = tl.load(DELTA + stat + offs_m, mask=row_ok, other=0.0)
+    k, v = _load_row_pair(k_base, skn, v_base, svn, offs_n, key_ok, offs_d, d_ok)
+    for i in range(0, tl.load(CNT + tl.program_id(0))):
+        m_tile, kind, offs_m, row_ok = _column_tile(TILES, KINDS, max_tiles, i, N, BLOCK_M)
+        q, do = _load_row_pair(q_base, sqn, do_base, sdn, offs_m, row_ok, offs_d, d_ok)
+        lse2_m, delta_m = _stats(LSE, DELTA, stat, offs_m, row_ok)
         st = tl.dot(k, tl.trans(q)) * qk_scale  # Sᵀ: keys x queries
-        pt = tl.math.exp2(st - lse2[None, :])
+        pt = tl.math.exp2(st - lse2_m[None, :])
         if kind == PARTIAL:
             pt = _mask_partial(pt, 0.0, LAYOUT, kf, m_tile * BLOCK_M, offs_m, N, L, T, BLOCK_M, True)
         dpt = tl.dot(v, tl.trans(do))
-        dst = pt * (dpt - delta[None, :])
+        dst = pt * (dpt - delta_m[None, :])
         dv += tl.dot(pt.to(do.dtype), do)
         dk += tl.dot(dst.to(q.dtype), q)
 
@@ -251,79 +219,31 @@ def bwd_dkdv_kernel(
 
 @triton.jit
 def bwd_dq_kernel(
-    Q,
-    K,
-    V,
-    DO,
-    LSE,
-    DELTA,
-    DQ,
-    LAYOUT,
-    CNT,
-    TILES,
-    KINDS,
-    sqb,
-    sqh,
-    sqn,
-    skb,
-    skh,
-    skn,
-    svb,
-    svh,
-    svn,
-    sdb,
-    sdh,
-    sdn,
-    H,
-    N,
-    T,
-    L,
-    D,
-    max_tiles,
-    qk_scale,
-    scale,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    PARTIAL: tl.constexpr,
-):
+    Q, K, V, DO, LSE, DELTA, DQ, LAYOUT, CNT, TILES, KINDS,
+    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn,
+    H, N, T, L, D, max_tiles, qk_scale, scale,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PARTIAL: tl.constexpr,
+):  # fmt: skip
     """One query tile: dQ = scale Σ dS K over its key tiles. DQ is contiguous (B, H, N, D) float32."""
-    pid_m = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_m, row_ok, qf = _rows(pid_m, N, L, T, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    offs_n0 = tl.arange(0, BLOCK_N)
-    d_ok = offs_d < D
-    md = row_ok[:, None] & d_ok[None, :]
+    b, h, bh, offs_m, row_ok, qf, offs_d, d_ok, md = _program(H, N, L, T, D, BLOCK_M, BLOCK_D)
     k_base = K + b * skb + h * skh
     v_base = V + b * svb + h * svh
     stat = bh.to(tl.int64) * N
-    lse2 = tl.load(LSE + stat + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634
-    delta = tl.load(DELTA + stat + offs_m, mask=row_ok, other=0.0)
+    lse2, delta = _stats(LSE, DELTA, stat, offs_m, row_ok)
 
     # The self term of rows whose frame pair is blocked starts the accumulator.
     need = _needs_self(LAYOUT, qf, row_ok, T)
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdb + h * sdh
-    qk_s = _row_dot(q_base, sqn, k_base, skn, offs_m, need, D, BLOCK_M, BLOCK_D)
-    p_s = tl.where(need, tl.math.exp2(qk_s * qk_scale - lse2), 0.0)
-    ds_s = p_s * (_row_dot(do_base, sdn, v_base, svn, offs_m, need, D, BLOCK_M, BLOCK_D) - delta)
-    sm = md & need[:, None]
-    dq = ds_s[:, None] * tl.load(k_base + offs_m[:, None] * skn + offs_d[None, :], mask=sm, other=0.0).to(tl.float32)
+    _, ds_s = _self_grad(
+        q_base, sqn, k_base, skn, v_base, svn, do_base, sdn, offs_m, need, lse2, delta, qk_scale, D, BLOCK_M, BLOCK_D
+    )
+    dq = ds_s[:, None] * _load_rows(k_base, skn, offs_m, offs_d, md & need[:, None]).to(tl.float32)
 
-    q = tl.load(q_base + offs_m[:, None] * sqn + offs_d[None, :], mask=md, other=0.0)
-    do = tl.load(do_base + offs_m[:, None] * sdn + offs_d[None, :], mask=md, other=0.0)
-    count = tl.load(CNT + pid_m)
-    for i in range(0, count):
-        n_tile = tl.load(TILES + pid_m * max_tiles + i)
-        kind = tl.load(KINDS + pid_m * max_tiles + i)
-        offs_n = n_tile * BLOCK_N + offs_n0
-        col_ok = offs_n < N
-        nd = col_ok[:, None] & d_ok[None, :]
-        k = tl.load(k_base + offs_n[:, None] * skn + offs_d[None, :], mask=nd, other=0.0)
-        v = tl.load(v_base + offs_n[:, None] * svn + offs_d[None, :], mask=nd, other=0.0)
+    q, do = _load_row_pair(q_base, sqn, do_base, sdn, offs_m, row_ok, offs_d, d_ok)
+    for i in range(0, tl.load(CNT + tl.program_id(0))):
+        n_tile, kind, offs_n, col_ok = _column_tile(TILES, KINDS, max_tiles, i, N, BLOCK_N)
+        k, v = _load_row_pair(k_base, skn, v_base, svn, offs_n, col_ok, offs_d, d_ok)
         s = tl.dot(q, tl.trans(k)) * qk_scale
         p = tl.math.exp2(s - lse2[:, None])
         if kind == PARTIAL:
