@@ -80,59 +80,28 @@ struct BwdSlice {
   }
 };
 
-// This thread's rows of a tile (C-fragment rows g and g + 8 of each of its warp's kR row blocks)
-// and their frames; rows past N take frame T - 1 so that layout lookups stay in bounds.
-template <int kR>
-struct FragmentRows {
-  int row[kR][2], frame[kR][2];
-
-  __device__ __forceinline__ FragmentRows(int row0, int warp, int lane, const BwdParams& p) {
-#pragma unroll
-    for (int r = 0; r < kR; ++r) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        row[r][half] = row0 + 16 * (kR * warp + r) + lane / 4 + 8 * half;
-        frame[r][half] = min(row[r][half] / p.tokens, p.frames - 1);
-      }
-    }
-  }
-};
-
-template <int kR, int kD>
-__device__ __forceinline__ void clear(float (&acc)[kR][kD / 8][4]) {
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-#pragma unroll
-    for (int j = 0; j < kD / 8; ++j) acc[r][j][0] = acc[r][j][1] = acc[r][j][2] = acc[r][j][3] = 0.f;
-  }
-}
-
 template <class Traits, class T>
 __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_constant__ BwdParams p) {
   constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, R = Traits::kRowBlocks;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* sK = reinterpret_cast<T*>(smem);
-  T* sV = sK + BN * P;
-  T* sQ = sV + BN * P;
-  T* sdO = sQ + BM * P;
+  T *sK = reinterpret_cast<T*>(smem), *sV = sK + BN * P, *sQ = sV + BN * P, *sdO = sQ + BM * P;
   float* sStat = reinterpret_cast<float*>(sdO + BM * P);  // lse2, delta (StatCopy)
   uint32_t* sSchedule = reinterpret_cast<uint32_t*>(sStat + Traits::kSmemFloats);
 
-  const int n = p.tokens_total;
-  const int n_tiles = (n + BN - 1) / BN;
-  const int n_tile = blockIdx.x % n_tiles, bh = blockIdx.x / n_tiles;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
-  const int n0 = n_tile * BN, n1 = min(n0 + BN, n);
+  const int n = p.tokens_total;
+  const RowTile<BN> cta(n);
+  const int bh = cta.bh, n0 = cta.row0, n1 = cta.row1;
   const BwdSlice<T> x(p, bh);
 
   RowCopy<T, BN, D, NT>(x.k, p.k_stride.row, sK, tid).issue(n0, n);
   RowCopy<T, BN, D, NT>(x.v, p.v_stride.row, sV, tid).issue(n0, n);
   cp_async_commit();
-  const RowCopy<T, BM, D, NT> q_copy(x.q, p.q_stride.row, sQ, tid);
-  const RowCopy<T, BM, D, NT> do_copy(x.dout, p.do_stride.row, sdO, tid);
   const StatCopy<BM, NT> stat_copy(x.lse2, x.delta, sStat, tid);
   static_assert(StatCopy<BM, NT>::kFloats == Traits::kSmemFloats, "the statistics' size");
+  const RowCopy<T, BM, D, NT> q_copy(x.q, p.q_stride.row, sQ, tid);
+  const RowCopy<T, BM, D, NT> do_copy(x.dout, p.do_stride.row, sdO, tid);
   const FrameLayout lay = load_schedule(sSchedule, p.layout, p.frames, p.tokens, n0, n1, /*by_key=*/true, tid, NT);
   ColumnWalk walk = column_walk(sSchedule, lay, BM);
   // Two copy groups per query tile: dO with the statistics, then Q.
@@ -150,25 +119,20 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_c
   load_do();
   load_q();
 
-  const FragmentRows<R> keys(n0, warp, lane, p);
+  const FragmentRows<R> keys(n0, warp, lane, p.tokens, p.frames);
   const MaskRows<R> mask_rows(keys.frame, n0, n1, p.tokens);
   float dk[R][D / 8][4], dv[R][D / 8][4];
   clear<R, D>(dk);
   clear<R, D>(dv);
   if (tile_has_self_term(lay, n0, n1, n0, n1)) {
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int j = min(keys.row[r][half], n - 1);
-        float pj;
-        const float dsj = x.template self_grad<D>(p, j, t, &pj);
-        if (keys.row[r][half] < n && lay.needs_self_term(keys.frame[r][half])) {
-          seed_fragment_row<T, D>(dv[r], half, x.dout + j * p.do_stride.row, pj, t);
-          seed_fragment_row<T, D>(dk[r], half, x.q + j * p.q_stride.row, dsj, t);
-        }
+    keys.for_self_terms(lay, n, [&](int r, int half, int j, bool applies) {
+      float pj;
+      const float dsj = x.template self_grad<D>(p, j, t, &pj);
+      if (applies) {
+        seed_fragment_row<T, D>(dv[r], half, x.dout + j * p.do_stride.row, pj, t);
+        seed_fragment_row<T, D>(dk[r], half, x.q + j * p.q_stride.row, dsj, t);
       }
-    }
+    });
   }
 
   const SharedA<T, R, D> k_frags(sK + 16 * R * warp * P, P, lane), v_frags(sV + 16 * R * warp * P, P, lane);
@@ -210,13 +174,7 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_kv_kernel(const __grid_c
     __syncthreads();  // every warp is done with Q
     load_q();
   };
-  while (!walk.done()) {  // steady-state loop
-    if (walk.kind == TILE_FULL) {
-      step(std::false_type{});
-    } else {
-      step(std::true_type{});
-    }
-  }
+  walk_tiles(walk, step);  // steady-state loop
   cp_async_wait<0>();
   __syncthreads();  // with no tile to visit, the K and V copies of other threads land only here
 
@@ -235,17 +193,14 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
   constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, R = Traits::kRowBlocks;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* sQ = reinterpret_cast<T*>(smem);
-  T* sdO = sQ + BM * P;
-  T* sK = sdO + BM * P;  // kStages x kBlockN rows
-  T* sV = sK + Traits::kStages * BN * P;
+  // K and V: kStages x kBlockN rows each.
+  T *sQ = reinterpret_cast<T*>(smem), *sdO = sQ + BM * P, *sK = sdO + BM * P, *sV = sK + Traits::kStages * BN * P;
   uint32_t* sSchedule = reinterpret_cast<uint32_t*>(sV + Traits::kStages * BN * P);
 
   const int n = p.tokens_total;
-  const int m_tiles = (n + BM - 1) / BM;
-  const int m_tile = blockIdx.x % m_tiles, bh = blockIdx.x / m_tiles;
+  const RowTile<BM> cta(n);
+  const int bh = cta.bh, m0 = cta.row0, m1 = cta.row1;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
-  const int m0 = m_tile * BM, m1 = min(m0 + BM, n);
   const BwdSlice<T> x(p, bh);
 
   RowCopy<T, BM, D, NT>(x.q, p.q_stride.row, sQ, tid).issue(m0, n);
@@ -266,29 +221,26 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
   cp_async_commit();
 
   // Per-row statistics in registers; rows past N get lse2 = +inf, so their P is 0.
-  const FragmentRows<R> queries(m0, warp, lane, p);
+  const FragmentRows<R> queries(m0, warp, lane, p.tokens, p.frames);
   const MaskRows<R> mask_rows(queries.frame, m0, m1, p.tokens);
   float lse2[R][2], delta[R][2];
-  float dq[R][D / 8][4];
-  clear<R, D>(dq);
-  const bool self = tile_has_self_term(lay, m0, m1, m0, m1);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int i = queries.row[r][half];
-      const bool in = i < n;
-      lse2[r][half] = in ? x.lse2[i] : INFINITY;
-      delta[r][half] = in ? x.delta[i] : 0.f;
-      if (self) {
-        const int ic = min(i, n - 1);
-        float pi;
-        const float dsi = x.template self_grad<D>(p, ic, t, &pi);
-        if (in && lay.needs_self_term(queries.frame[r][half])) {
-          seed_fragment_row<T, D>(dq[r], half, x.k + ic * p.k_stride.row, dsi, t);
-        }
-      }
+      lse2[r][half] = i < n ? x.lse2[i] : INFINITY;
+      delta[r][half] = i < n ? x.delta[i] : 0.f;
     }
+  }
+  float dq[R][D / 8][4];
+  clear<R, D>(dq);
+  if (tile_has_self_term(lay, m0, m1, m0, m1)) {
+    queries.for_self_terms(lay, n, [&](int r, int half, int i, bool applies) {
+      float pi;
+      const float dsi = x.template self_grad<D>(p, i, t, &pi);
+      if (applies) seed_fragment_row<T, D>(dq[r], half, x.k + i * p.k_stride.row, dsi, t);
+    });
   }
 
   const SharedA<T, R, D> q_frags(sQ + 16 * R * warp * P, P, lane), do_frags(sdO + 16 * R * warp * P, P, lane);
@@ -309,29 +261,15 @@ __global__ void __launch_bounds__(Traits::kThreads) bwd_q_kernel(const __grid_co
     warp_gemm_abt<T, R, BN, D>(s, q_frags, sKs, P, lane);
     warp_gemm_abt<T, R, BN, D>(dp, do_frags, sVs, P, lane);
     if constexpr (kMasked) apply_mask<R, BN>(s, bits);
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const int half = c / 2;
-          const float pv = exp2f(fmaf(s[r][j][c], p.scale_log2, -lse2[r][half]));
-          s[r][j][c] = pv * (dp[r][j][c] - delta[r][half]);  // dS
-        }
-      }
-    }
+    for_each_element<R, BN>([&](int r, int j, int c) {
+      const float pv = exp2f(fmaf(s[r][j][c], p.scale_log2, -lse2[r][c / 2]));
+      s[r][j][c] = pv * (dp[r][j][c] - delta[r][c / 2]);  // dS
+    });
     warp_gemm_rega_b<T, R, D, BN>(dq, s, sKs, P, lane);
     __syncthreads();  // every warp is done with this buffer before it is refilled
     stage ^= BN * P;
   };
-  while (!walk.done()) {  // steady-state loop
-    if (walk.kind == TILE_FULL) {
-      step(std::false_type{});
-    } else {
-      step(std::true_type{});
-    }
-  }
+  walk_tiles(walk, step);  // steady-state loop
   cp_async_wait<0>();
   __syncthreads();  // with no tile to visit, the Q and dO copies of other threads land only here
 
@@ -352,9 +290,9 @@ void run_bwd(const BwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   launch_kernel(delta_kernel<T>, "delta_kernel", (rows + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock, 0,
                 stream, static_cast<const T*>(p.dout), p.do_stride, static_cast<const T*>(p.out), p.lse, p.dlse,
                 p.delta, p.lse2, p.heads, p.tokens_total, D, rows);
-  launch_kernel(bwd_kv_kernel<KV, T>, "bwd_kv_kernel", (n + KV::kBlockN - 1) / KV::kBlockN * batch_heads,
-                KV::kThreads, KV::smem_bytes(p.frames), stream, p);
-  launch_kernel(bwd_q_kernel<Q, T>, "bwd_q_kernel", (n + Q::kBlockM - 1) / Q::kBlockM * batch_heads, Q::kThreads,
+  launch_kernel(bwd_kv_kernel<KV, T>, "bwd_kv_kernel", RowTile<KV::kBlockN>::grid_size(n, batch_heads), KV::kThreads,
+                KV::smem_bytes(p.frames), stream, p);
+  launch_kernel(bwd_q_kernel<Q, T>, "bwd_q_kernel", RowTile<Q::kBlockM>::grid_size(n, batch_heads), Q::kThreads,
                 Q::smem_bytes(p.frames), stream, p);
 }
 

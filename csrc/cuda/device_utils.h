@@ -99,27 +99,29 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 
 #endif
 
-// Element-type specifics: packing two floats into one 16-bit pair (an mma A register) and the
-// conversion to float (torch builds with __CUDA_NO_*_CONVERSIONS__, so nothing is implicit).
+// Element-type specifics: packing two floats into one 16-bit pair (an mma A register; lo goes to
+// the low half, the element with the smaller column index) and the conversion to float (torch
+// builds with __CUDA_NO_*_CONVERSIONS__, so nothing is implicit).
 template <class T>
 struct Elem;
 
+// A 16-bit pair as the 32-bit register mma takes.
+template <class Pair>
+__device__ __forceinline__ uint32_t pair_bits(Pair v) {
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
 template <>
 struct Elem<__nv_bfloat16> {
-  // lo goes to the low half: the element with the smaller column index.
   __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
+    return pair_bits(__floats2bfloat162_rn(lo, hi));
   }
   __device__ __forceinline__ static float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 };
 
 template <>
 struct Elem<__half> {
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
+  __device__ __forceinline__ static uint32_t pack(float lo, float hi) { return pair_bits(__floats2half2_rn(lo, hi)); }
   __device__ __forceinline__ static float to_float(__half x) { return __half2float(x); }
 };
 
@@ -174,6 +176,23 @@ struct SharedA {
   }
 };
 
+// One k-step of a warp's product: acc (+)= af B for the k-step's A fragments af, B read one 16-column
+// block at a time by load_b(nn, bf) (registers 0, 1: the B operand of n-block 2nn; 2, 3: that of
+// 2nn + 1), each B fragment feeding every row block. kZero: acc = af B.
+template <class T, int kR, int N, bool kZero, class LoadB>
+__device__ __forceinline__ void mma_k_step(float (&acc)[kR][N / 8][4], const uint32_t (&af)[kR][4], LoadB&& load_b) {
+#pragma unroll
+  for (int nn = 0; nn < N / 16; ++nn) {
+    uint32_t bf[4];
+    load_b(nn, bf);
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      mma<T, kZero>(acc[r][2 * nn], af[r], bf[0], bf[1]);
+      mma<T, kZero>(acc[r][2 * nn + 1], af[r], bf[2], bf[3]);
+    }
+  }
+}
+
 // acc (16kR x N) (+)= A (16kR x K) * B (N x K)ᵀ, B row-major in shared memory with pitch ldb
 // (elements), read with plain ldmatrix: B's rows are the n index with k contiguous, which is the
 // "col" B operand of mma.row.col. Without kAccumulate the first k-step starts acc from zero.
@@ -189,20 +208,11 @@ __device__ __forceinline__ void warp_gemm_abt(float (&acc)[kR][N / 8][4], const 
     uint32_t af[kR][4];
 #pragma unroll
     for (int r = 0; r < kR; ++r) a.fragment(r, kk, af[r]);
-#pragma unroll
-    for (int nn = 0; nn < N / 16; ++nn) {
-      uint32_t bf[4];
-      ldmatrix_x4(bf, b_lane + nn * 16 * ldb + kk * 16);
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        if (kAccumulate || kk > 0) {
-          mma<T>(acc[r][2 * nn], af[r], bf[0], bf[1]);
-          mma<T>(acc[r][2 * nn + 1], af[r], bf[2], bf[3]);
-        } else {
-          mma<T, true>(acc[r][2 * nn], af[r], bf[0], bf[1]);
-          mma<T, true>(acc[r][2 * nn + 1], af[r], bf[2], bf[3]);
-        }
-      }
+    auto load_b = [&](int nn, uint32_t (&bf)[4]) { ldmatrix_x4(bf, b_lane + nn * 16 * ldb + kk * 16); };
+    if (kAccumulate || kk > 0) {
+      mma_k_step<T, kR, N, false>(acc, af, load_b);
+    } else {
+      mma_k_step<T, kR, N, true>(acc, af, load_b);
     }
   }
 }
@@ -229,17 +239,29 @@ __device__ __forceinline__ void warp_gemm_rega_b(float (&acc)[kR][N / 8][4], con
       af[r][2] = Elem<T>::pack(a[r][2 * kk + 1][0], a[r][2 * kk + 1][1]);
       af[r][3] = Elem<T>::pack(a[r][2 * kk + 1][2], a[r][2 * kk + 1][3]);
     }
-#pragma unroll
-    for (int nn = 0; nn < N / 16; ++nn) {
-      uint32_t bf[4];
+    mma_k_step<T, kR, N, false>(acc, af, [&](int nn, uint32_t (&bf)[4]) {
       ldmatrix_x4_trans(bf, b_lane + kk * 16 * ldb + nn * 16);
+    });
+  }
+}
+
+// f(r, j, c) for every element of a C-fragment array float[kR][kN / 8][4]. Unrolled, so that the
+// indices are constants once f is inlined and the array stays in registers.
+template <int kR, int kN, class F>
+__device__ __forceinline__ void for_each_element(F&& f) {
 #pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        mma<T>(acc[r][2 * nn], af[r], bf[0], bf[1]);
-        mma<T>(acc[r][2 * nn + 1], af[r], bf[2], bf[3]);
-      }
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) f(r, j, c);
     }
   }
+}
+
+template <int kR, int kD>
+__device__ __forceinline__ void clear(float (&acc)[kR][kD / 8][4]) {
+  for_each_element<kR, kD>([&](int r, int j, int c) { acc[r][j][c] = 0.f; });
 }
 
 // Max / sum over the 4 lanes of a quad: the lanes that share the rows of a C fragment.
@@ -286,6 +308,55 @@ __device__ __forceinline__ void seed_fragment_row(float (&dst)[kD / 8][4], int h
   }
 }
 
+// The rows [row0, row1) of one (b, h) that a CTA owns, in tiles of kRows rows over N. The tiles of
+// one (b, h) are adjacent in blockIdx.x (grid_size), so that CTAs running together share the
+// operand they stream in L2.
+template <int kRows>
+struct RowTile {
+  int bh, row0, row1;
+
+  __device__ __forceinline__ explicit RowTile(int n) {
+    const int tiles = (n + kRows - 1) / kRows;
+    bh = blockIdx.x / tiles;
+    row0 = blockIdx.x % tiles * kRows;
+    row1 = min(row0 + kRows, n);
+  }
+
+  static int64_t grid_size(int64_t n, int64_t batch_heads) { return (n + kRows - 1) / kRows * batch_heads; }
+};
+
+// This thread's rows of a tile (C-fragment rows g and g + 8 of each of its warp's kR row blocks)
+// and their frames; rows past N take frame T - 1 so that layout lookups stay in bounds.
+template <int kR>
+struct FragmentRows {
+  int row[kR][2], frame[kR][2];
+
+  __device__ __forceinline__ FragmentRows(int row0, int warp, int lane, int tokens, int frames) {
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        row[r][half] = row0 + 16 * (kR * warp + r) + lane / 4 + 8 * half;
+        frame[r][half] = min(row[r][half] / tokens, frames - 1);
+      }
+    }
+  }
+
+  // f(r, half, i, applies) for each row: applies when the row is inside N and its own frame pair is
+  // blocked (its self term counts); i is the row clamped to N - 1, since every lane of a quad takes
+  // part in the self term's dot products.
+  template <class F>
+  __device__ __forceinline__ void for_self_terms(const FrameLayout& lay, int n, F&& f) const {
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        f(r, half, min(row[r][half], n - 1), row[r][half] < n && lay.needs_self_term(frame[r][half]));
+      }
+    }
+  }
+};
+
 // The schedule of one row tile in shared memory at `dst` (schedule_smem_bytes): the walk table of
 // row tokens [r0, r1), then the layout's packed rows, copied from the kernel parameters. The table's
 // per-frame flags are computed in parallel and scanned by one thread (T <= 128 additions). The
@@ -317,6 +388,19 @@ __device__ __forceinline__ FrameLayout load_schedule(uint32_t* dst, const Layout
 // at `schedule`.
 __device__ __forceinline__ ColumnWalk column_walk(const uint32_t* schedule, const FrameLayout& lay, int block) {
   return ColumnWalk::start(schedule, lay.frames, lay.tokens, block);
+}
+
+// The tiles left in the walk, one step(kMasked) each, kMasked a std::bool_constant: FULL and PARTIAL
+// tiles run separate copies of the body, so the FULL one holds no mask code. step moves the walk on.
+template <class Step>
+__device__ __forceinline__ void walk_tiles(const ColumnWalk& walk, Step&& step) {
+  while (!walk.done()) {
+    if (walk.kind == TILE_FULL) {
+      step(std::false_type{});
+    } else {
+      step(std::true_type{});
+    }
+  }
 }
 
 // A warp's 16kR rows of C fragments (16 x kD floats per row block, times mul[r][half]) -> the

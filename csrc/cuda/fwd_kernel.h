@@ -37,17 +37,13 @@ __global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_cons
   constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, R = Traits::kRowBlocks;
   constexpr int P = Traits::kPitch, NT = Traits::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* sQ = reinterpret_cast<T*>(smem);
-  T* sK = sQ + BM * P;
-  T* sV = sK + BN * P;
+  T *sQ = reinterpret_cast<T*>(smem), *sK = sQ + BM * P, *sV = sK + BN * P;
   uint32_t* sSchedule = reinterpret_cast<uint32_t*>(sV + BN * P);
 
   const int n = p.tokens_total, L = p.tokens;
-  const int m_tiles = (n + BM - 1) / BM;
-  const int m_tile = blockIdx.x % m_tiles, bh = blockIdx.x / m_tiles;
-  const int b = bh / p.heads, h = bh % p.heads;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int m0 = m_tile * BM, m1 = min(m0 + BM, n);
+  const RowTile<BM> cta(n);
+  const int bh = cta.bh, b = bh / p.heads, h = bh % p.heads, m0 = cta.row0, m1 = cta.row1;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, t = lane % 4;
 
   const T* q = static_cast<const T*>(p.q) + b * p.q_stride.batch + h * p.q_stride.head;
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride.batch + h * p.k_stride.head;
@@ -61,39 +57,20 @@ __global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_cons
   if (!walk.done()) k_copy.issue(walk.column0(), n);
   cp_async_commit();
 
-  // This thread's rows (C-fragment rows g and g + 8 of each row block) and their frames; rows past
-  // N take frame T - 1 so that layout lookups stay in bounds (their results are dropped).
-  int row[R][2], rf[R][2];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      row[r][half] = m0 + 16 * (R * warp + r) + g + 8 * half;
-      rf[r][half] = min(row[r][half] / L, p.frames - 1);
-    }
-  }
-  const MaskRows<R> mask_rows(rf, m0, m1, L);
+  const FragmentRows<R> rows(m0, warp, lane, L, p.frames);
+  const MaskRows<R> mask_rows(rows.frame, m0, m1, L);
   OnlineSoftmax<R> softmax;
   float acc[R][D / 8][4];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) acc[r][j][0] = acc[r][j][1] = acc[r][j][2] = acc[r][j][3] = 0.f;
-  }
+  clear<R, D>(acc);
   if (tile_has_self_term(lay, m0, m1, m0, m1)) {
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int i = min(row[r][half], n - 1);  // every lane of the quad takes part in the dot product
-        const float s = quad_dot<T, D>(q + i * p.q_stride.row, k + i * p.k_stride.row, t);
-        if (row[r][half] < n && lay.needs_self_term(rf[r][half])) {
-          softmax.row_max[r][half] = s;
-          softmax.row_sum[r][half] = t == 0 ? 1.f : 0.f;  // the row sum is split over the quad: count it once
-          seed_fragment_row<T, D>(acc[r], half, v + i * p.v_stride.row, 1.f, t);
-        }
+    rows.for_self_terms(lay, n, [&](int r, int half, int i, bool applies) {
+      const float s = quad_dot<T, D>(q + i * p.q_stride.row, k + i * p.k_stride.row, t);
+      if (applies) {
+        softmax.row_max[r][half] = s;
+        softmax.row_sum[r][half] = t == 0 ? 1.f : 0.f;  // the row sum is split over the quad: count it once
+        seed_fragment_row<T, D>(acc[r], half, v + i * p.v_stride.row, 1.f, t);
       }
-    }
+    });
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -121,13 +98,7 @@ __global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_cons
     cp_async_wait<0>();
     __syncthreads();  // the next K has landed; every warp is done with V_j
   };
-  while (!walk.done()) {  // steady-state loop
-    if (walk.kind == TILE_FULL) {
-      step(std::false_type{});
-    } else {
-      step(std::true_type{});
-    }
-  }
+  walk_tiles(walk, step);  // steady-state loop
 
   float mul[R][2];
 #pragma unroll
@@ -136,8 +107,8 @@ __global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_cons
     for (int half = 0; half < 2; ++half) {
       const float l = quad_sum(softmax.row_sum[r][half]);
       mul[r][half] = l > 0.f ? 1.f / l : 0.f;
-      if (t == 0 && row[r][half] < n) {
-        p.lse[(int64_t)bh * n + row[r][half]] = (softmax.row_max[r][half] * p.scale_log2 + log2f(l)) * kLn2;
+      if (t == 0 && rows.row[r][half] < n) {
+        p.lse[(int64_t)bh * n + rows.row[r][half]] = (softmax.row_max[r][half] * p.scale_log2 + log2f(l)) * kLn2;
       }
     }
   }
@@ -151,9 +122,8 @@ __global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_cons
 template <int D, class T>
 void run_fwd(const FwdParams& p, int64_t batch_heads, cudaStream_t stream) {
   using Traits = FwdTraits<D>;
-  const int64_t tiles = (p.tokens_total + Traits::kBlockM - 1) / Traits::kBlockM;
-  launch_kernel(fwd_kernel<Traits, T>, "fwd_kernel", tiles * batch_heads, Traits::kThreads,
-                Traits::smem_bytes(p.frames), stream, p);
+  launch_kernel(fwd_kernel<Traits, T>, "fwd_kernel", RowTile<Traits::kBlockM>::grid_size(p.tokens_total, batch_heads),
+                Traits::kThreads, Traits::smem_bytes(p.frames), stream, p);
 }
 
 }  // namespace kron_attn::cuda

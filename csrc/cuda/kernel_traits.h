@@ -31,20 +31,29 @@ constexpr size_t layout_smem_bytes(int frames) {
 }
 constexpr size_t schedule_smem_bytes(int frames) { return kWalkSmemBytes + layout_smem_bytes(frames); }
 
+// What every kernel's tiling shares: four warps, warp w writing rows [16·kRowBlocks·w,
+// 16·kRowBlocks·(w + 1)) of the kTileRows rows of the CTA's tile, shared-memory rows padded to
+// kPitch. A derived traits class names its members through itself (FwdTraits::kPitch): the base
+// depends on the template parameter.
+template <int kHeadDim_, int kRowBlocks_>
+struct WarpTiling {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kWarps = 4;
+  static constexpr int kRowBlocks = kRowBlocks_;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kTileRows = 16 * kRowBlocks * kWarps;
+  static constexpr int kPitch = kHeadDim + 8;
+  static_assert(kHeadDim % 32 == 0, "head dim must be a multiple of 32");
+};
+
 // Forward: a CTA takes kBlockM queries and streams kBlockN keys per step. K and V have one buffer
 // each: V of a step is copied while S = Q Kᵀ is computed, the next K while P V is (FlashAttention-
 // 2's order), which keeps shared memory at 69,632 bytes at D = 128: two CTAs per SM on an A100.
 template <int kHeadDim_>
-struct FwdTraits {
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kWarps = 4;
-  static constexpr int kRowBlocks = kHeadDim <= 64 ? 2 : 1;
-  static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kBlockM = 16 * kRowBlocks * kWarps;
+struct FwdTraits : WarpTiling<kHeadDim_, kHeadDim_ <= 64 ? 2 : 1> {
+  static constexpr int kBlockM = FwdTraits::kTileRows;
   static constexpr int kBlockN = 64;
-  static constexpr int kPitch = kHeadDim + 8;
-  static constexpr int kSmemElems = (kBlockM + 2 * kBlockN) * kPitch;  // Q, K, V
-  static_assert(kHeadDim % 32 == 0, "head dim must be a multiple of 32");
+  static constexpr int kSmemElems = (kBlockM + 2 * kBlockN) * FwdTraits::kPitch;  // Q, K, V
   static constexpr size_t smem_bytes(int frames) { return kSmemElems * kElemBytes + schedule_smem_bytes(frames); }
 };
 
@@ -54,17 +63,11 @@ struct FwdTraits {
 // per SM on an A100). Its accumulators are dK and dV, 2 x 16 x D floats per warp: one row block
 // per warp, and at D = 128 48-query steps keep the registers clear of spills.
 template <int kHeadDim_>
-struct BwdKVTraits {
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kWarps = 4;
-  static constexpr int kRowBlocks = 1;
-  static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kBlockN = 16 * kRowBlocks * kWarps;
-  static constexpr int kBlockM = kHeadDim <= 96 ? 64 : 48;  // 64 at D = 128 spills
-  static constexpr int kPitch = kHeadDim + 8;
-  static constexpr int kSmemElems = (2 * kBlockN + 2 * kBlockM) * kPitch;  // K, V, Q, dO
-  static constexpr int kSmemFloats = 2 * kBlockM;                          // lse·log2 e, delta
-  static_assert(kHeadDim % 32 == 0, "head dim must be a multiple of 32");
+struct BwdKVTraits : WarpTiling<kHeadDim_, 1> {
+  static constexpr int kBlockN = BwdKVTraits::kTileRows;
+  static constexpr int kBlockM = kHeadDim_ <= 96 ? 64 : 48;  // 64 at D = 128 spills
+  static constexpr int kSmemElems = (2 * kBlockN + 2 * kBlockM) * BwdKVTraits::kPitch;  // K, V, Q, dO
+  static constexpr int kSmemFloats = 2 * kBlockM;                                       // lse·log2 e, delta
   static constexpr size_t smem_bytes(int frames) {
     return kSmemElems * kElemBytes + kSmemFloats * 4 + schedule_smem_bytes(frames);
   }
@@ -74,17 +77,11 @@ struct BwdKVTraits {
 // through kStages buffers. 32-key steps keep shared memory at 69,632 bytes at D = 128 (plus the
 // schedule), under the 101,376 bytes per block of sm_86/89/120.
 template <int kHeadDim_>
-struct BwdQTraits {
-  static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kWarps = 4;
-  static constexpr int kRowBlocks = kHeadDim <= 64 ? 2 : 1;
-  static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kBlockM = 16 * kRowBlocks * kWarps;
+struct BwdQTraits : WarpTiling<kHeadDim_, kHeadDim_ <= 64 ? 2 : 1> {
+  static constexpr int kBlockM = BwdQTraits::kTileRows;
   static constexpr int kBlockN = 32;
   static constexpr int kStages = 2;
-  static constexpr int kPitch = kHeadDim + 8;
-  static constexpr int kSmemElems = (2 * kBlockM + 2 * kStages * kBlockN) * kPitch;
-  static_assert(kHeadDim % 32 == 0, "head dim must be a multiple of 32");
+  static constexpr int kSmemElems = (2 * kBlockM + 2 * kStages * kBlockN) * BwdQTraits::kPitch;
   static constexpr size_t smem_bytes(int frames) { return kSmemElems * kElemBytes + schedule_smem_bytes(frames); }
 };
 
