@@ -15,6 +15,7 @@
 // and row-major padded copies (for O and dQ).
 #pragma once
 
+#include "../constants.h"
 #include "kernel.h"
 #include "simd.h"
 
@@ -242,7 +243,7 @@ static void forward(const FwdParams<T>& p, int64_t begin, int64_t end) {
   const int N = p.N, D = p.D, Dp = static_cast<int>(padded(D)), L = p.tokens;
   const int64_t Np = round_up(N, W) + kPad;  // a vector read past the last key stays inside
   const int64_t ldS = kKeyCols + kPad;
-  const T qmul = static_cast<T>(p.scale * 1.4426950408889634);  // scores in base-2 units
+  const T qmul = static_cast<T>(p.scale * kLog2e);  // scores in base-2 units
 
   Buffer<T> kt(D * Np), vp(static_cast<int64_t>(N) * Dp), qs(kQueryRows * Dp), s(kQueryRows * ldS),
       o(kQueryRows * Dp), m(kQueryRows), l(kQueryRows);
@@ -300,7 +301,7 @@ static void forward(const FwdParams<T>& p, int64_t begin, int64_t end) {
       const T inv = T(1) / l.p[r];
       T* out = p.out + row * D;
       for (int i = 0; i < D; ++i) out[i] = o.p[r * Dp + i] * inv;
-      p.lse[row] = (m.p[r] + scalar_log2(l.p[r])) * T(0.6931471805599453);
+      p.lse[row] = (m.p[r] + scalar_log2(l.p[r])) * T(kLn2);
     }
   }
 }
@@ -316,7 +317,7 @@ static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
   const int N = p.N, D = p.D, Dp = static_cast<int>(padded(D)), L = p.tokens;
   const int64_t Np = round_up(N, W) + kPad, ND = static_cast<int64_t>(N) * Dp;
   const int64_t ldS = kKeyCols + kPad;
-  const T log2e = T(1.4426950408889634), scale = static_cast<T>(p.scale);
+  const T log2e = T(kLog2e), scale = static_cast<T>(p.scale);
 
   Buffer<T> kt(D * Np), vt(D * Np), kp(ND), qs(kQueryRows * Dp), qu(kQueryRows * Dp),
       dO(kQueryRows * Dp), dq(kQueryRows * Dp), s(kQueryRows * ldS), dp(kQueryRows * ldS),

@@ -49,7 +49,7 @@ __global__ void delta_kernel(const T* __restrict__ dout, Strides ds, const T* __
   for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
   if (lane == 0) {
     delta[r] = dlse != nullptr ? s - dlse[r] : s;
-    lse2[r] = lse[r] * kLog2e;
+    lse2[r] = lse[r] * static_cast<float>(kLog2e);
   }
 }
 

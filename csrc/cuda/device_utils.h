@@ -21,14 +21,12 @@
 
 #include <type_traits>
 
+#include "../constants.h"
 #include "../schedule.h"
 #include "kernel_traits.h"
 #include "params.h"
 
 namespace kron_attn::cuda {
-
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Out of line on the GPU (rarely run code kept out of a hot body's registers); any on the host.
 #ifdef KRON_ATTN_EMULATE

@@ -108,7 +108,8 @@ __global__ void __launch_bounds__(Traits::kThreads) fwd_kernel(const __grid_cons
       const float l = quad_sum(softmax.row_sum[r][half]);
       mul[r][half] = l > 0.f ? 1.f / l : 0.f;
       if (t == 0 && rows.row[r][half] < n) {
-        p.lse[(int64_t)bh * n + rows.row[r][half]] = (softmax.row_max[r][half] * p.scale_log2 + log2f(l)) * kLn2;
+        p.lse[(int64_t)bh * n + rows.row[r][half]] =
+            (softmax.row_max[r][half] * p.scale_log2 + log2f(l)) * static_cast<float>(kLn2);
       }
     }
   }

@@ -29,6 +29,7 @@
 #include <cuda_fp16.h>
 
 #include "../checks.h"
+#include "../constants.h"
 #include "../schedule.h"
 #include "coverage.h"
 #include "launch.h"
@@ -145,7 +146,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd(const at::Tensor& q, const at::
   p.tokens_total = static_cast<int>(s.N);
   p.frames = static_cast<int>(s.frames);
   p.tokens = static_cast<int>(s.tokens);
-  p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+  p.scale_log2 = static_cast<float>(scale * kLog2e);
   p.layout = layout_bits(layout);
   const cudaStream_t stream = Device::stream();
   dispatch(s.D, dt, [&](auto dim, auto elem) { run_fwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
@@ -207,7 +208,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
   p.frames = static_cast<int>(s.frames);
   p.tokens = static_cast<int>(s.tokens);
   p.scale = static_cast<float>(scale);
-  p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+  p.scale_log2 = static_cast<float>(scale * kLog2e);
   p.layout = layout_bits(layout);
   const cudaStream_t stream = Device::stream();
   dispatch(s.D, dt, [&](auto dim, auto elem) { run_bwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
