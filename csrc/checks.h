@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 
 #include <optional>
+#include <tuple>
 
 namespace kron_attn {
 
@@ -13,6 +14,9 @@ constexpr int64_t kMaxHeadDim = 256;
 struct Shape {
   int64_t B, H, N, D, frames, tokens;
 };
+
+// What every backend's attention_bwd returns: dq, dk, dv.
+using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
 inline void check_same(const char* op, const char* name, const at::Tensor& x, const at::Tensor& q) {
   TORCH_CHECK(x.dim() == 4, op, ": ", name, " must be 4-D (B, H, N, D), got ", x.dim(), "-D");

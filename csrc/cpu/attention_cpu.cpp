@@ -67,6 +67,16 @@ int backward_groups(const Shape& s, int tiles) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, tiles)));
 }
 
+// The kernel table's entry for T: the float or the double one.
+template <class T, class F, class D>
+auto of_type(F for_float, D for_double) {
+  if constexpr (std::is_same_v<T, float>) {
+    return for_float;
+  } else {
+    return for_double;
+  }
+}
+
 template <class T>
 void run_forward(const Shape& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                  const at::Tensor& layout, double scale, at::Tensor& out, at::Tensor& lse) {
@@ -75,14 +85,8 @@ void run_forward(const Shape& s, const at::Tensor& q, const at::Tensor& k, const
                  static_cast<int>(s.B), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D),
                  static_cast<int>(s.frames), static_cast<int>(s.tokens), scale};
   const int tiles = FrameTiling::make(p.tokens, kQueryRows).num_tiles(p.frames);
-  const IsaKernels& kern = kernels();
-  at::parallel_for(0, s.B * s.H * tiles, 1, [&](int64_t b, int64_t e) {
-    if constexpr (std::is_same<T, float>::value) {
-      kern.fwd_f(p, b, e);
-    } else {
-      kern.fwd_d(p, b, e);
-    }
-  });
+  const auto fwd = of_type<T>(kernels().fwd_f, kernels().fwd_d);
+  at::parallel_for(0, s.B * s.H * tiles, 1, [&](int64_t b, int64_t e) { fwd(p, b, e); });
 }
 
 template <class T>
@@ -101,22 +105,12 @@ void run_backward(const Shape& s, const at::Tensor& dout, const at::Tensor& q, c
                  dlse.defined() ? dlse.data_ptr<T>() : nullptr, dq.data_ptr<T>(), dk_ws, dv_ws, bits.data(),
                  static_cast<int>(s.B), static_cast<int>(s.H), static_cast<int>(s.N), static_cast<int>(s.D),
                  static_cast<int>(s.frames), static_cast<int>(s.tokens), groups, scale};
-  const IsaKernels& kern = kernels();
-  at::parallel_for(0, s.B * s.H * groups, 1, [&](int64_t b, int64_t e) {
-    if constexpr (std::is_same<T, float>::value) {
-      kern.bwd_f(p, b, e);
-    } else {
-      kern.bwd_d(p, b, e);
-    }
-  });
+  const auto bwd = of_type<T>(kernels().bwd_f, kernels().bwd_d);
+  at::parallel_for(0, s.B * s.H * groups, 1, [&](int64_t b, int64_t e) { bwd(p, b, e); });
   if (direct) return;
-  at::parallel_for(0, s.B * s.H * s.N, 64, [&](int64_t b, int64_t e) {
-    if constexpr (std::is_same<T, float>::value) {
-      kern.reduce_f(p, dk.data_ptr<float>(), dv.data_ptr<float>(), b, e);
-    } else {
-      kern.reduce_d(p, dk.data_ptr<double>(), dv.data_ptr<double>(), b, e);
-    }
-  });
+  const auto reduce = of_type<T>(kernels().reduce_f, kernels().reduce_d);
+  at::parallel_for(0, s.B * s.H * s.N, 64,
+                   [&](int64_t b, int64_t e) { reduce(p, dk.data_ptr<T>(), dv.data_ptr<T>(), b, e); });
 }
 
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -136,11 +130,9 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const 
   return {out.to(q.scalar_type()), lse};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(const at::Tensor& dout, const at::Tensor& q,
-                                                                 const at::Tensor& k, const at::Tensor& v,
-                                                                 const at::Tensor& out, const at::Tensor& lse,
-                                                                 const at::Tensor& layout, double scale,
-                                                                 const std::optional<at::Tensor>& dlse) {
+Grads attention_bwd_cpu(const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const at::Tensor& out, const at::Tensor& lse, const at::Tensor& layout, double scale,
+                        const std::optional<at::Tensor>& dlse) {
   const char* op = "kron_attn.attention_bwd";
   const at::ScalarType acc = accumulation_type(op, q.scalar_type());
   const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, dlse, layout, acc);

@@ -15,6 +15,8 @@
 // and row-major padded copies (for O and dQ).
 #pragma once
 
+#include <cmath>
+
 #include "../constants.h"
 #include "kernel.h"
 #include "simd.h"
@@ -40,22 +42,15 @@ struct Buffer {
 template <class T>
 constexpr bool kVectorExp = std::is_same<T, float>::value && KA_CPU_ISA > 0;
 
+// std::exp2 and std::log2 pick the float or the double builtin by overload.
 template <class T>
 static inline T scalar_exp2(T x) {
-  if constexpr (std::is_same<T, float>::value) {
-    return __builtin_exp2f(x);
-  } else {
-    return __builtin_exp2(x);
-  }
+  return std::exp2(x);
 }
 
 template <class T>
 static inline T scalar_log2(T x) {
-  if constexpr (std::is_same<T, float>::value) {
-    return __builtin_log2f(x);
-  } else {
-    return __builtin_log2(x);
-  }
+  return std::log2(x);
 }
 
 // ---------------------------------------------------------------- GEMM micro-kernel
@@ -232,17 +227,36 @@ static void pack_transposed(T* dst, int64_t ld, const Tensor4<const T>& src, int
   }
 }
 
+// What the forward and the backward derive alike from their parameters: the layout, the query
+// tiling and its tile count, the sizes, the row pitch Np of a packed Kᵀ or Vᵀ (a vector read past
+// the last key stays inside) and that of a score tile, ldS.
+struct Sizes {
+  FrameLayout lay;
+  FrameTiling tiling;
+  int tiles, N, D, Dp, L;
+  int64_t Np, ldS;
+};
+
+template <class T, class Params>
+static Sizes sizes_of(const Params& p) {
+  const FrameTiling tiling = FrameTiling::make(p.tokens, kQueryRows);
+  return {FrameLayout{p.layout, layout_row_words(p.frames), p.frames, p.tokens},
+          tiling,
+          tiling.num_tiles(p.frames),
+          p.N,
+          p.D,
+          static_cast<int>(padded(p.D)),
+          p.tokens,
+          round_up(p.N, Vec<T>::W) + kPad,
+          kKeyCols + kPad};
+}
+
 // ---------------------------------------------------------------- forward
 
 template <class T>
 static void forward(const FwdParams<T>& p, int64_t begin, int64_t end) {
   constexpr int W = Vec<T>::W;
-  const FrameLayout lay{p.layout, layout_row_words(p.frames), p.frames, p.tokens};
-  const FrameTiling tiling = FrameTiling::make(p.tokens, kQueryRows);
-  const int tiles = tiling.num_tiles(p.frames);
-  const int N = p.N, D = p.D, Dp = static_cast<int>(padded(D)), L = p.tokens;
-  const int64_t Np = round_up(N, W) + kPad;  // a vector read past the last key stays inside
-  const int64_t ldS = kKeyCols + kPad;
+  const auto [lay, tiling, tiles, N, D, Dp, L, Np, ldS] = sizes_of<T>(p);
   const T qmul = static_cast<T>(p.scale * kLog2e);  // scores in base-2 units
 
   Buffer<T> kt(D * Np), vp(static_cast<int64_t>(N) * Dp), qs(kQueryRows * Dp), s(kQueryRows * ldS),
@@ -311,12 +325,9 @@ static void forward(const FwdParams<T>& p, int64_t begin, int64_t end) {
 template <class T>
 static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
   constexpr int W = Vec<T>::W;
-  const FrameLayout lay{p.layout, layout_row_words(p.frames), p.frames, p.tokens};
-  const FrameTiling tiling = FrameTiling::make(p.tokens, kQueryRows);
-  const int tiles = tiling.num_tiles(p.frames), G = p.groups;
-  const int N = p.N, D = p.D, Dp = static_cast<int>(padded(D)), L = p.tokens;
-  const int64_t Np = round_up(N, W) + kPad, ND = static_cast<int64_t>(N) * Dp;
-  const int64_t ldS = kKeyCols + kPad;
+  const auto [lay, tiling, tiles, N, D, Dp, L, Np, ldS] = sizes_of<T>(p);
+  const int G = p.groups;
+  const int64_t ND = static_cast<int64_t>(N) * Dp;
   const T log2e = T(kLog2e), scale = static_cast<T>(p.scale);
 
   Buffer<T> kt(D * Np), vt(D * Np), kp(ND), qs(kQueryRows * Dp), qu(kQueryRows * Dp),
@@ -325,7 +336,6 @@ static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
   int64_t packed = -1;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t bh = item / G;
-    const int g = static_cast<int>(item % G);
     const int b = static_cast<int>(bh / p.H), h = static_cast<int>(bh % p.H);
     if (bh != packed) {
       pack_transposed(kt.p, Np, p.k, b, h, N, D);
@@ -337,7 +347,7 @@ static void backward(const BwdParams<T>& p, int64_t begin, int64_t end) {
     T* dv = p.dv_ws + item * ND;
     for (int64_t i = 0; i < ND; ++i) dk[i] = dv[i] = 0;
 
-    for (int tile = g; tile < tiles; tile += G) {
+    for (int tile = static_cast<int>(item % G); tile < tiles; tile += G) {
       int r0, r1;
       tiling.rows(tile, &r0, &r1);
       const int t = tiling.frame_of(tile), nr = r1 - r0;

@@ -96,6 +96,24 @@ inline LayoutBits layout_bits(const at::Tensor& layout) {
   return bits;
 }
 
+// The parameters both kernels take: inputs, sizes, the scale in base 2 and the layout.
+template <class Params>
+void set_common(Params& p, const Shape& s, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                const at::Tensor& layout, double scale) {
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.q_stride = strides_of(q);
+  p.k_stride = strides_of(k);
+  p.v_stride = strides_of(v);
+  p.heads = static_cast<int>(s.H);
+  p.tokens_total = static_cast<int>(s.N);
+  p.frames = static_cast<int>(s.frames);
+  p.tokens = static_cast<int>(s.tokens);
+  p.scale_log2 = static_cast<float>(scale * kLog2e);
+  p.layout = layout_bits(layout);
+}
+
 // fn(std::integral_constant<int, D>, element) for the compiled head dim D == d (kHeadDims) and the
 // element type of dt (bfloat16 or float16).
 template <class Fn, size_t... I>
@@ -134,31 +152,18 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd(const at::Tensor& q, const at::
       q, {{"q", qc, false}, {"k", kc, false}, {"v", vc, false}, {"out", out, true}, {"lse", lse, true}});
 
   FwdParams p;
-  p.q = qc.data_ptr();
-  p.k = kc.data_ptr();
-  p.v = vc.data_ptr();
+  set_common(p, s, qc, kc, vc, layout, scale);
   p.out = out.data_ptr();
   p.lse = lse.data_ptr<float>();
-  p.q_stride = strides_of(qc);
-  p.k_stride = strides_of(kc);
-  p.v_stride = strides_of(vc);
-  p.heads = static_cast<int>(s.H);
-  p.tokens_total = static_cast<int>(s.N);
-  p.frames = static_cast<int>(s.frames);
-  p.tokens = static_cast<int>(s.tokens);
-  p.scale_log2 = static_cast<float>(scale * kLog2e);
-  p.layout = layout_bits(layout);
   const cudaStream_t stream = Device::stream();
   dispatch(s.D, dt, [&](auto dim, auto elem) { run_fwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
   return {out.to(q.scalar_type()), lse};
 }
 
 template <class Device>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& dout, const at::Tensor& q,
-                                                             const at::Tensor& k, const at::Tensor& v,
-                                                             const at::Tensor& out, const at::Tensor& lse,
-                                                             const at::Tensor& layout, double scale,
-                                                             const std::optional<at::Tensor>& dlse) {
+Grads attention_bwd(const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const at::Tensor& out, const at::Tensor& lse, const at::Tensor& layout, double scale,
+                    const std::optional<at::Tensor>& dlse) {
   const char* op = "kron_attn.attention_bwd";
   const Shape s = check_bwd_inputs(op, dout, q, k, v, out, lse, dlse, layout, at::kFloat);
   Device::check(op, q);
@@ -187,9 +192,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
                                          {"dk", dk, true},
                                          {"dv", dv, true}});
   BwdParams p;
-  p.q = qc.data_ptr();
-  p.k = kc.data_ptr();
-  p.v = vc.data_ptr();
+  set_common(p, s, qc, kc, vc, layout, scale);
   p.dout = dc.data_ptr();
   p.out = oc.data_ptr();
   p.lse = lsec.data_ptr<float>();
@@ -199,17 +202,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd(const at::Tensor& d
   p.dq = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();
-  p.q_stride = strides_of(qc);
-  p.k_stride = strides_of(kc);
-  p.v_stride = strides_of(vc);
   p.do_stride = strides_of(dc);
-  p.heads = static_cast<int>(s.H);
-  p.tokens_total = static_cast<int>(s.N);
-  p.frames = static_cast<int>(s.frames);
-  p.tokens = static_cast<int>(s.tokens);
   p.scale = static_cast<float>(scale);
-  p.scale_log2 = static_cast<float>(scale * kLog2e);
-  p.layout = layout_bits(layout);
   const cudaStream_t stream = Device::stream();
   dispatch(s.D, dt, [&](auto dim, auto elem) { run_bwd<decltype(dim)::value, decltype(elem)>(p, s.B * s.H, stream); });
   return {dq.to(back), dk.to(back), dv.to(back)};

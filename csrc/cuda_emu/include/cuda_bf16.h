@@ -3,7 +3,8 @@
 #pragma once
 
 #include <stdint.h>
-#include <string.h>
+
+#include <bit>
 
 struct __nv_bfloat16 {
   uint16_t x;
@@ -12,16 +13,10 @@ struct __nv_bfloat162 {
   __nv_bfloat16 x, y;
 };
 
-inline float __bfloat162float(__nv_bfloat16 h) {
-  const uint32_t u = uint32_t(h.x) << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
+inline float __bfloat162float(__nv_bfloat16 h) { return std::bit_cast<float>(uint32_t(h.x) << 16); }
 
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
+  uint32_t u = std::bit_cast<uint32_t>(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return {static_cast<uint16_t>((u >> 16) | 0x40u)};  // quiet NaN
   u += 0x7fffu + ((u >> 16) & 1u);
   return {static_cast<uint16_t>(u >> 16)};

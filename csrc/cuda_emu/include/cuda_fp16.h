@@ -4,7 +4,8 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <bit>
 
 struct __half {
   uint16_t x;
@@ -16,22 +17,17 @@ struct __half2 {
 inline float __half2float(__half h) {
   const uint32_t sign = uint32_t(h.x & 0x8000u) << 16, exp = (h.x >> 10) & 0x1fu, mant = h.x & 0x3ffu;
   if (exp == 0) return (sign ? -1.f : 1.f) * ldexpf(float(mant), -24);
-  const uint32_t u = sign | (exp == 0x1f ? 0x7f800000u | (mant << 13) : ((exp + 112) << 23) | (mant << 13));
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
+  return std::bit_cast<float>(sign | (exp == 0x1f ? 0x7f800000u | (mant << 13) : ((exp + 112) << 23) | (mant << 13)));
 }
 
 inline __half __float2half_rn(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
+  const uint32_t u = std::bit_cast<uint32_t>(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return {static_cast<uint16_t>(sign | 0x7e00u)};  // NaN
   if (a >= 0x477ff000u) return {static_cast<uint16_t>(sign | 0x7c00u)};  // >= 65520: infinity
   if (a < 0x38800000u) {                                                   // below 2^-14: subnormal
-    float mag;
-    memcpy(&mag, &a, 4);
+    const float mag = std::bit_cast<float>(a);
     return {static_cast<uint16_t>(sign | static_cast<uint16_t>(lrintf(mag * 16777216.f)))};  // units of 2^-24
   }
   uint32_t h = ((((a >> 23) - 112) << 10) | ((a >> 13) & 0x3ffu));
