@@ -11,13 +11,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import prompts as prompt_files
+from . import text
 from .data.dataset import VideoDataset, collate
 from .data.transforms import AugmentConfig, finish
 from .factory import get_tokenizer
 from .labels import class_names
 from .metrics import accuracy
-from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
+from .model import CLAVER
 from .train_config import TrainConfig
 
 
@@ -97,36 +97,33 @@ def make_loader(cfg: TrainConfig, train: bool, dist_: Dist) -> tuple[torch.utils
 
 
 def prompt_tokens(cfg: TrainConfig) -> torch.Tensor:
-    """The ``(A, C, 77)`` prompt sets of the label list: templates plus interpretive descriptions.
-
-    The prompt file may describe more classes than the label list (a zero-shot split of a
-    benchmark uses the benchmark's file); it must describe at least one of them."""
-    names = class_names(cfg.data.labels)
-    descriptions = prompt_files.load(cfg.data.prompts).by_name() if cfg.data.prompts else None
-    if descriptions:
-        wanted = set(names)
-        descriptions = {k: v for k, v in descriptions.items() if v and k in wanted}
-        if not descriptions:
-            raise ValueError(f"prompt file {cfg.data.prompts!r} describes none of the classes of {cfg.data.labels!r}")
-    return tokenize_prompt_sets(build_prompt_sets(names, descriptions), get_tokenizer(cfg.model.arch))
+    """The ``(A, C, 77)`` prompt sets of ``cfg``'s label list and prompt file
+    (:func:`claver.text.prompt_tokens`)."""
+    return text.prompt_tokens(class_names(cfg.data.labels), cfg.data.prompts, get_tokenizer(cfg.model.arch))
 
 
 @torch.no_grad()
-def predict_probs(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype=None):
-    """Class probabilities of every video of ``loader`` (softmax averaged over all prompt sets,
-    then over views), gathered from all ranks: ``(probs (V, C), labels (V,), skipped)``."""
+def predict_probs(
+    model: CLAVER, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Class probabilities of every video of ``loader`` (:meth:`CLAVER.class_probs` of each view
+    against the prompt sets ``tokens`` ``(A, C, 77)``, then averaged over views), gathered from
+    all ranks: ``(probs (V, C) float32, labels (V,) int64, skipped)``. ``amp_dtype``: the
+    autocast dtype of both encoders (None: float32 throughout)."""
     model.eval()
     probs, labels, skipped = [], [], 0
-    tokens = tokens.to(dist_.device)
+    autocast = torch.autocast(dist_.device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    with autocast:
+        features = model.encode_text(tokens.to(dist_.device), normalize=True)  # (A, C, E), once for all videos
     for clips, y, bad in loader:
         skipped += len(bad)
         if clips is None:
             continue
         b, v = clips.pixels.shape[:2]
         x = finish(clips, model.config.normalization, dist_.device).flatten(0, 1)
-        with torch.autocast(dist_.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(x, tokens)
-        probs.append(average_class_probs(logits.float()).view(b, v, -1).mean(1).cpu())
+        with autocast:
+            video = model.encode_video(x)
+        probs.append(model.class_probs(video, features).view(b, v, -1).mean(1).cpu())
         labels.append(y)
     p = torch.cat(probs) if probs else torch.zeros(0, num_classes)
     y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
@@ -136,7 +133,9 @@ def predict_probs(model, loader, tokens: torch.Tensor, num_classes: int, dist_: 
     return p, y, skipped
 
 
-def evaluate(model, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype=None) -> dict:
+def evaluate(
+    model: CLAVER, loader, tokens: torch.Tensor, num_classes: int, dist_: Dist, amp_dtype: torch.dtype | None = None
+) -> dict:
     """Multi-view evaluation: top-1, top-5, mean class accuracy, videos and skipped videos."""
     p, y, skipped = predict_probs(model, loader, tokens, num_classes, dist_, amp_dtype)
     return {**accuracy(p, y, num_classes), "videos": int(y.shape[0]), "skipped": skipped}

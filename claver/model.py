@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ClaverConfig
+from .text import average_class_probs
 from .video import TemporalTransformer, VideoEncoder, add_stochastic_depth, release_drop_rates, temporal_drop_rates
 
 # Prompt sets whose frozen text features are kept (least recently used dropped first).
@@ -127,14 +128,26 @@ class CLAVER(nn.Module):
             self._text_cache.popitem(last=False)
         return out
 
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """As released: ``exp(logit_scale) · ⟨video feature, unit text feature⟩``, the video
-        feature being the mean of the unit frame embeddings (:meth:`encode_video`). Video
-        ``(B, T, 3, H, W)`` with class tokens ``(C, 77)`` -> ``(B, C)``; with prompt sets
-        ``(A, C, 77)`` -> ``(B, A, C)``."""
-        video = self.encode_video(x)
-        text = self.encode_text(tokens, normalize=True)
+    def score(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The logits as released: ``exp(logit_scale) · ⟨video feature, unit text feature⟩``.
+        Video features ``(B, E)`` (:meth:`encode_video`) with unit text features ``(C, E)`` ->
+        ``(B, C)``; with prompt sets ``(A, C, E)`` -> ``(B, A, C)`` (:meth:`encode_text` with
+        ``normalize=True``). In the features' dtype."""
         return self.text.logit_scale.exp() * torch.einsum("be,...ce->b...c", video, text)
+
+    def class_probs(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Evaluation's class probabilities, float32 ``(B, C)``: :meth:`score` of video features
+        ``(B, E)`` against unit prompt-set features ``(A, C, E)``, computed in float32 whatever
+        dtype autocast gave the features, its softmax averaged over the A sets."""
+        if text.dim() != 3:
+            raise ValueError(f"expected prompt-set text features (A, C, E), got shape {tuple(text.shape)}")
+        return average_class_probs(self.score(video.float(), text.float()))
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """:meth:`score` of video ``(B, T, 3, H, W)`` against class tokens ``(C, 77)`` -> ``(B, C)``,
+        or prompt sets ``(A, C, 77)`` -> ``(B, A, C)``; the video feature is the mean of the unit
+        frame embeddings (:meth:`encode_video`)."""
+        return self.score(self.encode_video(x), self.encode_text(tokens, normalize=True))
 
     def freeze_text(self, frozen: bool = True) -> None:
         """Freeze (or unfreeze) the text encoder; frozen text features are computed once and cached.

@@ -4,45 +4,55 @@
     python -m claver.predict VIDEO --labels-file labels.txt --arch ViT-B-16 --pretrained openai
     python -m claver.predict VIDEO --labels-file hmdb51 --checkpoint C --prompts hmdb51
 
-Prints the top-k labels with their probabilities. Text embeddings of a label set are computed
-once per :class:`Predictor`. Both encoders run under bf16 autocast, as evaluation does by default
+Prints the top-k labels with their probabilities. With ``--prompts``, the labels the prompt file
+describes are scored with its descriptions as well as the templates, the others with the
+templates, as in evaluation. Text embeddings of a label set are computed once per
+:class:`Predictor`. Both encoders run under bf16 autocast, as evaluation does by default
 (``optim.amp``); ``--amp none`` keeps float32 throughout.
 """
 
 from __future__ import annotations
 
+if not __package__:  # run by its path (python claver/predict.py): no package for the imports below
+    import _script
+
+    _script.run_as_module(__file__)
+
 import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
-from . import prompts as prompt_files
+from .config import ClaverConfig
 from .data.video import DecodeError, eval_indices, open_video, probe
 from .factory import create_model, get_tokenizer, load_checkpoint, video_transforms
 from .labels import DATASETS, class_names
 from .model import CLAVER
-from .text import average_class_probs, build_prompt_sets, tokenize_prompt_sets
-from .train_config import AMP_DTYPES, amp_dtype
+from .text import prompt_tokens
+from .train_config import AMP_DTYPES, OptimConfig, amp_dtype
 
 
 class Predictor:
     """A model with the prompt-set embeddings of one label set, ready for videos.
 
-    ``amp``: the autocast dtype of both encoders (None: float32 throughout), as evaluation's
-    ``optim.amp``; scores are computed in float32 either way."""
+    ``prompts``: a prompt file or shipped name whose descriptions join the templates, as in
+    evaluation (:func:`claver.text.prompt_tokens`). ``amp``: the autocast dtype of both encoders
+    (None: float32 throughout), as evaluation's ``optim.amp``; scores are computed in float32
+    either way (:meth:`CLAVER.class_probs`)."""
 
     def __init__(
-        self, model: CLAVER, labels: list[str], descriptions: dict | None = None, amp: torch.dtype | None = None
+        self, model: CLAVER, labels: list[str], prompts: str | Path | None = None, amp: torch.dtype | None = None
     ):
         if not labels:
             raise ValueError("no labels given")
         self.model, self.labels, self.amp = model.eval(), list(labels), amp
         self.device = next(model.parameters()).device
-        tokens = tokenize_prompt_sets(build_prompt_sets(labels, descriptions), get_tokenizer(model.config.arch))
+        tokens = prompt_tokens(self.labels, prompts, get_tokenizer(model.config.arch))
         with torch.no_grad(), self._autocast():
-            self.text = model.encode_text(tokens.to(self.device), normalize=True).float()  # (A, C, E), once
+            self.text = model.encode_text(tokens.to(self.device), normalize=True)  # (A, C, E), once
         self.transform = video_transforms(model)[1]  # the model's image size and normalisation
 
     def _autocast(self):
@@ -57,9 +67,8 @@ class Predictor:
             frames = v.read(idx, size=self.transform.config.input_size)
         clip = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (1, T, 3, S, S)
         with self._autocast():
-            emb = self.model.encode_video(clip.to(self.device)).float()  # the released score, as model(...) gives it
-        logits = self.model.text.logit_scale.exp() * torch.einsum("be,ace->bac", emb, self.text)
-        return average_class_probs(logits)[0]
+            emb = self.model.encode_video(clip.to(self.device))
+        return self.model.class_probs(emb, self.text)[0]
 
     def __call__(self, video: str | Path, top_k: int = 5) -> list[tuple[str, float]]:
         """Top-k (label, probability); :class:`DecodeError` for a video that cannot be read."""
@@ -79,14 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--labels", help="comma-separated labels")
     src.add_argument("--labels-file", help="one label per line, an 'id,name' CSV, or a shipped list name")
     ap.add_argument("--checkpoint", help="CLAVER checkpoint (.safetensors with its .json)")
-    ap.add_argument("--arch", default="ViT-B-16", help="with --pretrained (a checkpoint brings its own arch)")
+    ap.add_argument("--arch", default=ClaverConfig.arch, help="with --pretrained (a checkpoint brings its own arch)")
     ap.add_argument("--pretrained", help="'openai' or a local image-CLIP checkpoint")
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--prompts", help="prompt file or shipped name whose descriptions to add")
+    ap.add_argument("--frames", type=int, default=ClaverConfig.frames)
+    ap.add_argument(
+        "--prompts", help="prompt file or shipped name: descriptions for the labels it describes, as in evaluation"
+    )
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument(
-        "--amp", default="bf16", choices=[k or "none" for k in AMP_DTYPES],
-        help="autocast dtype of the encoders, as evaluation's optim.amp (default bf16); none: float32",
+        "--amp", default=OptimConfig.amp or "none", choices=[k or "none" for k in AMP_DTYPES],
+        help=f"autocast dtype of the encoders, as evaluation's optim.amp (default {OptimConfig.amp}); none: float32",
     )  # fmt: skip
     args = ap.parse_args(argv)
     try:
@@ -106,27 +117,35 @@ def main(argv: list[str] | None = None) -> None:
     else:
         ap.error("give --checkpoint, or --pretrained for zero-shot with image-CLIP weights")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    descriptions = prompt_files.load(args.prompts).by_name() if args.prompts else None
+    amp = amp_dtype(None if args.amp == "none" else args.amp)
+    try:  # the labels and the prompt file
+        predictor = Predictor(model.to(device), labels, args.prompts, amp)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
     try:
-        amp = amp_dtype(None if args.amp == "none" else args.amp)
-        top = Predictor(model.to(device), labels, descriptions, amp)(args.video, args.top_k)
+        top = predictor(args.video, args.top_k)
     except DecodeError as e:
         _fail(e)
     for label, p in top:
         print(f"{p:7.2%}  {label}")
 
 
-def _fail(e: DecodeError) -> None:
-    """A video that cannot be read: one line (it names the file and the problem), status 2."""
+def _fail(e: Exception) -> NoReturn:
+    """A video, label list or prompt file that cannot be used: one line (it names the problem), status 2."""
     print(f"claver.predict: {e}", file=sys.stderr)
     sys.exit(2)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command (``python -m claver.predict``, ``claver-predict``): :func:`main`, then an exit
+    that skips the interpreter's teardown of what the imports loaded (Triton's compiler, which
+    torchvision imports through torch._dynamo, takes about a second to unload); the answer is
+    printed and nothing is left to write but the standard streams."""
     main()
-    # The answer is printed. Skip the interpreter's teardown of what the imports loaded (Triton's
-    # compiler, which torchvision imports through torch._dynamo, takes about a second to unload):
-    # nothing is left to write but the standard streams.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+if __name__ == "__main__":
+    cli()

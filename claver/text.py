@@ -10,9 +10,12 @@ softmax over all A sets.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from . import prompts as prompt_files
 
 TEMPLATES = (
     "a video of a person {}.",
@@ -62,6 +65,24 @@ def tokenize_prompt_sets(sets: Sequence[Sequence[str]], tokenizer: Callable) -> 
     if len({len(s) for s in sets}) != 1:
         raise ValueError("every prompt set must name the same classes")
     return torch.stack([tokenizer(list(s)) for s in sets])
+
+
+def prompt_tokens(class_names: Sequence[str], prompts: str | Path | None, tokenizer: Callable) -> torch.Tensor:
+    """The ``(A, C, context_length)`` int64 prompt sets of a label list: the templates, then the
+    interpretive descriptions of ``prompts`` (a prompt file or a shipped name, see
+    :func:`claver.prompts.load`; None: templates only) for the classes it describes.
+
+    The file may describe classes the list lacks (a zero-shot split of a benchmark uses the
+    benchmark's file) and may leave some of the list undescribed (they keep their plain name in
+    the description sets); a file that describes none of them is a ValueError."""
+    descriptions = None
+    if prompts:
+        wanted = set(class_names)
+        descriptions = {k: v for k, v in prompt_files.load(prompts).by_name().items() if v and k in wanted}
+        if not descriptions:
+            shown = ", ".join(repr(c) for c in class_names[:5]) + (", ..." if len(class_names) > 5 else "")
+            raise ValueError(f"prompt file {str(prompts)!r} describes none of the classes {shown}")
+    return tokenize_prompt_sets(build_prompt_sets(class_names, descriptions), tokenizer)
 
 
 def sample_prompt_sets(tokens: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:

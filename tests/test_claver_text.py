@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import claver
 from claver import text
 
 
@@ -35,3 +36,20 @@ def test_sampling_loss_and_averaging():
     torch.testing.assert_close(hard, soft)
     probs = text.average_class_probs(logits)
     torch.testing.assert_close(probs.sum(-1), torch.ones(5))
+
+
+def test_prompt_tokens_describe_the_classes_the_file_knows():
+    """hmdb51's file describes "brush hair", not "juggling balls"; the other 50 HMDB-51 classes it
+    describes are left out. A file describing none of the list is an error."""
+    tokenizer = claver.get_tokenizer("claver-tiny")
+    described = claver.prompts.load("hmdb51").by_name()["brush hair"]
+    toks = text.prompt_tokens(["brush hair", "juggling balls"], "hmdb51", tokenizer)
+    templates = len(text.TEMPLATES)
+    assert toks.shape == (templates + len(described), 2, 77)
+    assert torch.equal(toks[templates:, 0], tokenizer(described))
+    assert torch.equal(toks[templates:, 1], tokenizer(["juggling balls"] * len(described)))
+    assert torch.equal(toks[:templates], text.prompt_tokens(["brush hair", "juggling balls"], None, tokenizer))
+    with pytest.raises(
+        ValueError, match="prompt file 'hmdb51' describes none of the classes 'juggling balls', 'surfing'"
+    ):
+        text.prompt_tokens(["juggling balls", "surfing"], "hmdb51", tokenizer)

@@ -4,12 +4,16 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import claver
 from claver import evaluate, prompts
 from claver.data import synthetic
 from claver.data.fewshot import write_shot_lists
+from claver.demo import CONFIG as DEMO
+from claver.engine import Dist, make_loader, predict_probs, prompt_tokens
 from claver.labels import class_names, zeroshot
+from claver.predict import Predictor
 from claver.train_config import for_split, load_config
 
 
@@ -58,7 +62,6 @@ def test_zero_shot_annotations_are_renumbered(tmp_path):
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-DEMO = CONFIGS / "demo" / "motion.yaml"
 
 
 @pytest.mark.parametrize("dataset", ["hmdb51", "ucf101"])
@@ -109,3 +112,22 @@ def test_evaluate_over_splits_reports_mean_and_spread(tmp_path, capsys):
     assert set(json.loads(capsys.readouterr().out)) == {"splits", "mean", "std"}
     with pytest.raises(ValueError, match="contains '{split}'"):
         evaluate.run(load_config(DEMO, [*opts, "data.val", str(motion / "val_a.txt")]), ckpt)
+
+
+def test_predictor_gives_the_evaluation_probabilities(tmp_path):
+    """claver.predict and evaluation build the prompt sets and score the videos the same way: the
+    same videos, model, labels and prompt file give the same class probabilities."""
+    motion = synthetic.generate(tmp_path / "motion", per_class=1, frames=8, size=32, seed=7)
+    torch.manual_seed(0)
+    model = claver.create_model("claver-tiny", None, frames=8)
+    opts = [
+        "data.root", str(motion), "data.val", str(motion / "val.txt"), "data.labels", str(motion / "labels.csv"),
+        "data.prompts", str(motion / "prompts.json"), "data.workers", "0", "data.batch_size", "1",
+    ]  # fmt: skip
+    cfg = load_config(DEMO, opts)
+    loader, _ = make_loader(cfg, train=False, dist_=Dist())
+    probs, _, _ = predict_probs(model, loader, prompt_tokens(cfg), len(synthetic.class_names()), Dist())
+    predictor = Predictor(model, class_names(cfg.data.labels), cfg.data.prompts)
+    videos = [motion / line.split()[0] for line in (motion / "val.txt").read_text().splitlines()]
+    assert len(videos) == len(probs) > 1
+    torch.testing.assert_close(torch.stack([predictor.probs(v) for v in videos]), probs, rtol=0, atol=0)
