@@ -1,13 +1,14 @@
 """The built-in demo: does Kronecker temporal attention see the direction of time?
 
     python -m claver.demo [--out runs/demo] [--per-class 132] [--epochs N] [--runs kmt,kmct,framemean]
-        [--config configs/demo/motion.yaml] [--opts KEY VALUE ...]
+        [--config YAML] [--opts KEY VALUE ...]
 
 Generates the motion dataset (:mod:`claver.data.synthetic`: 12 classes in 6 exact time-reversal
 pairs, real mp4 files), then trains and evaluates a tiny CLAVER from random initialisation three
-times with the same recipe (configs/demo/motion.yaml): with kmt temporal blocks, with kmct, and
-with no temporal blocks at all (the frame-mean baseline, which sees the same bag of frames for
-both classes of a pair). Writes each run under OUT/<name>/, a figure OUT/demo.png, and prints
+times with the same recipe (``--config``, by default claver/recipes/motion.yaml, which ships in the
+package): with kmt temporal blocks, with kmct, and with no temporal blocks at all (the frame-mean
+baseline, which sees the same bag of frames for both classes of a pair). Writes each run under
+OUT/<name>/, a figure OUT/demo.png, and prints
 
     demo: kmt_top1=X kmct_top1=X framemean_top1=X framemean_reversal_top1=X
 
@@ -16,6 +17,11 @@ validation videos whose true class scores above its pair's other class (chance: 
 """
 
 from __future__ import annotations
+
+if not __package__:  # run by its path (python claver/demo.py): no package for the imports below
+    import _script
+
+    _script.run_as_module(__file__)
 
 import argparse
 import csv
@@ -32,7 +38,7 @@ from .metrics import accuracy
 from .train import train
 from .train_config import TrainConfig, load_config
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo" / "motion.yaml"
+CONFIG = Path(__file__).resolve().parent / "recipes" / "motion.yaml"
 RUNS = {"kmt": ("kmt", None), "kmct": ("kmct", None), "framemean": ("kmt", 0)}  # name: (layout, temporal_layers)
 
 
@@ -77,7 +83,7 @@ def plot(out: Path, names: list[str]) -> Path:
     return out / "demo.png"
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/demo")
     ap.add_argument("--config", default=str(CONFIG))
@@ -113,7 +119,6 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"demo: figure {plot(out, names)}; total {time.time() - t0:.0f} s", flush=True)
     keys = ("kmt_top1", "kmct_top1", "framemean_top1", "framemean_reversal_top1")
     print("demo: " + " ".join(f"{k}={results[k]:.4f}" for k in keys if k in results), flush=True)
-    return results
 
 
 if __name__ == "__main__":

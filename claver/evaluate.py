@@ -13,6 +13,11 @@ turn; the JSON then holds each split's metrics and their mean and standard devia
 
 from __future__ import annotations
 
+if not __package__:  # run by its path (python claver/evaluate.py): no package for the imports below
+    import _script
+
+    _script.run_as_module(__file__)
+
 import argparse
 import json
 from pathlib import Path

@@ -9,15 +9,21 @@ report multiply-adds as "FLOPs".
 
 from __future__ import annotations
 
+if not __package__:  # run by its path (python claver/flops.py): no package for the imports below
+    import _script
+
+    _script.run_as_module(__file__)
+
 import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .config import ClaverConfig
 from .factory import create_model
 
 
-def count(arch: str, frames: int, size: int | None = None, layout: str = "kmt") -> dict[str, float]:
+def count(arch: str, frames: int, size: int | None = None, layout: str = ClaverConfig.layout) -> dict[str, float]:
     """Parameters of each branch and forward FLOPs of one view through the video branch."""
     model = create_model(arch, frames=frames, layout=layout).eval()
     size = size or model.video.visual.image_size[0]
@@ -42,10 +48,10 @@ def count(arch: str, frames: int, size: int | None = None, layout: str = "kmt") 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", default="ViT-B-16")
-    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--arch", default=ClaverConfig.arch)
+    ap.add_argument("--frames", type=int, default=ClaverConfig.frames)
     ap.add_argument("--size", type=int, default=None, help="input size (default: the arch's)")
-    ap.add_argument("--layout", default="kmt")
+    ap.add_argument("--layout", default=ClaverConfig.layout)
     args = ap.parse_args(argv)
     r = count(args.arch, args.frames, args.size, args.layout)
     print(f"arch {args.arch}, {args.frames} frames, layout {args.layout}")

@@ -12,6 +12,11 @@ newest one exactly where it stopped.
 
 from __future__ import annotations
 
+if not __package__:  # run by its path (python claver/train.py): no package for the imports below
+    import _script
+
+    _script.run_as_module(__file__)
+
 import argparse
 import contextlib
 import csv

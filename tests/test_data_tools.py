@@ -58,11 +58,10 @@ def test_fewshot_lists_are_reproducible(tmp_path):
 
 
 def test_preprocess_and_loader_bench(tmp_path):
-    from pathlib import Path
-
     from benchmarks import loader
     from claver.data import preprocess, synthetic
     from claver.data.video import probe
+    from claver.demo import CONFIG
     from claver.train_config import load_config
 
     data = synthetic.generate(tmp_path / "motion", per_class=1, frames=8, size=48, seed=0)
@@ -73,10 +72,9 @@ def test_preprocess_and_loader_bench(tmp_path):
     rel = new_ann.read_text().split()[0]
     info = probe(tmp_path / "small" / rel)
     assert (info.width, info.height, info.num_frames) == (32, 32, 8)
-    config = Path(__file__).resolve().parents[1] / "configs" / "demo" / "motion.yaml"
     opts = ["data.root", str(tmp_path / "small"), "data.train", str(new_ann), "data.labels", str(data / "labels.csv"),
             "data.batch_size", "4"]  # fmt: skip
-    r = loader.measure(load_config(config, opts), batches=2)
+    r = loader.measure(load_config(CONFIG, opts), batches=2)
     assert r["clips"] == 8 and r["clips_per_second"] > 0
 
 

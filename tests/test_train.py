@@ -11,10 +11,11 @@ import torch
 
 from claver import train
 from claver.data import synthetic
+from claver.demo import CONFIG
 from claver.engine import EpochSampler
 from claver.train_config import load_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "motion.yaml"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +172,9 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
         assert exit_.value.code == 2 and len(err) == 1 and bad in err[0] and problem in err[0]
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")), ids=str)
+@pytest.mark.parametrize(
+    "path", sorted([*(ROOT / "configs").rglob("*.yaml"), *(ROOT / "claver").rglob("*.yaml")]), ids=str
+)
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     assert cfg.model.frames >= 1 and cfg.optim.lr > 0 and isinstance(cfg.optim.lr, float)

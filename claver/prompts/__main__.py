@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m claver.prompts", description=__doc__)
+    # Run with -m, sys.argv[0] is this file's path, which names no command a user could type.
+    prog = "python -m claver.prompts" if os.path.basename(sys.argv[0]) == "__main__.py" else None
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate", help="write interpretive descriptions for a label list with an LLM")
     g.add_argument("--labels", required=True, help="'id,name' CSV, or a shipped list: " + ", ".join(DATASETS))
