@@ -10,6 +10,7 @@ and ``out/<annotation file name>`` pointing at them. Broken videos are reported 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def preprocess(annotations, root, out, short_side: int = 256, workers: int = 4) 
         new_rel = str(Path(rel).with_suffix(".mp4"))
         jobs.append((root / rel, out / new_rel, short_side))
         kept.append(f"{new_rel} {label}")
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # Workers start from a fresh interpreter: a forked one would inherit this process's FFmpeg
+    # scaling contexts without their slice threads, and freeing one there (a garbage collection
+    # in the child) waits for those threads forever.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=spawn) as pool:
         results = list(pool.map(_job, jobs))
     problems = [r for r in results if r is not None]
     lines = [ln for ln, r in zip(kept, results) if r is None]
