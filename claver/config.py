@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .video import check_layout
+
 TEMPORAL_INITS = ("release", "trunc_normal", "identity", "scratch")
 DROP_PATH_SCHEMES = ("release", "temporal")
 
@@ -49,8 +51,7 @@ class ClaverConfig:
     normalization: str = "imagenet"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.frames, int) or self.frames < 1:
-            raise ValueError(f"frames must be an int >= 1, got {self.frames!r}")
+        check_layout(self.layout, self.frames)
         if self.temporal_init not in TEMPORAL_INITS:
             raise ValueError(f"temporal_init must be one of {TEMPORAL_INITS}, got {self.temporal_init!r}")
         if self.drop_path_scheme not in DROP_PATH_SCHEMES:

@@ -107,15 +107,15 @@ def _pretrained_file(arch: str, pretrained: str | Path) -> tuple[Path, bool | No
 def create_model(
     arch: str,
     pretrained: str | Path | None = None,
-    frames: int = 8,
-    layout: str = "kmt",
+    frames: int = ClaverConfig.frames,
+    layout: str = ClaverConfig.layout,
     *,
-    temporal_layers: int | None = None,
-    drop_path: float = 0.0,
-    drop_path_scheme: str = "release",
-    temporal_init: str = "release",
+    temporal_layers: int | None = ClaverConfig.temporal_layers,
+    drop_path: float = ClaverConfig.drop_path,
+    drop_path_scheme: str = ClaverConfig.drop_path_scheme,
+    temporal_init: str = ClaverConfig.temporal_init,
     quick_gelu: bool | None = None,
-    normalization: str = "imagenet",
+    normalization: str = ClaverConfig.normalization,
     interpolate_frames: bool = False,
 ) -> CLAVER:
     """Build CLAVER on a CLIP ViT.
@@ -127,7 +127,7 @@ def create_model(
             downloaded), a local OpenAI/open_clip image-CLIP checkpoint, or a CLAVER checkpoint
             (``.safetensors`` with its ``.json``).
         frames, layout, temporal_layers, drop_path, drop_path_scheme, temporal_init,
-            normalization: see :class:`ClaverConfig`.
+            normalization: see :class:`ClaverConfig`, whose defaults they take.
         quick_gelu: the CLIP blocks' activation. ``None``: what the weights need (QuickGELU for
             OpenAI's: the ``"openai"`` tag, tags open_clip marks so, TorchScript archives), else
             what the arch's config says; a CLAVER checkpoint brings its own.
@@ -166,7 +166,7 @@ def create_model(
 
 
 def create_model_and_transforms(
-    arch: str, pretrained: str | Path | None = None, frames: int = 8, **kwargs
+    arch: str, pretrained: str | Path | None = None, frames: int = ClaverConfig.frames, **kwargs
 ) -> tuple[CLAVER, TrainTransform, EvalTransform]:
     """:func:`create_model` with the model's video transforms, as open_clip's function of that name:
     ``train(clip, rng)`` augments and normalises a uint8 ``(T, 3, H, W)`` clip to

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from .config import ClaverConfig
+from .data.transforms import AugmentConfig
 
 
 @dataclass
@@ -22,16 +23,17 @@ class DataConfig:
     val: str = ""
     labels: str = ""  # "id,name" CSV or a shipped list name (hmdb51, ucf101, kinetics400...)
     prompts: str | None = None  # prompt file or shipped name; None = templates only
-    input_size: int = 224
+    input_size: int = AugmentConfig.input_size
     batch_size: int = 8
     workers: int = 4
     num_clips: int = 1  # evaluation views: clips x crops
     num_crops: int = 1
     decoder: str | None = None  # video backend: pyav, torchcodec, decord; None: $CLAVER_VIDEO_BACKEND or pyav
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
-    flip: float = 0.5
-    color_jitter: float = 0.8
-    grayscale: float = 0.2
+    # The augmentation (claver.data.transforms.AugmentConfig, whose defaults these are).
+    scales: list[float] = field(default_factory=lambda: list(AugmentConfig.scales))
+    flip: float = AugmentConfig.flip
+    color_jitter: float = AugmentConfig.color_jitter
+    grayscale: float = AugmentConfig.grayscale
 
 
 @dataclass

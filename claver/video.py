@@ -19,6 +19,12 @@ from torch.utils.checkpoint import checkpoint
 import kron_attn
 
 
+def check_layout(layout: str, frames: int) -> None:
+    """ValueError (kron_attn's, naming the problem) unless ``frames`` is an int >= 1 and
+    ``layout`` a kron_attn preset."""
+    kron_attn.Layout.of(layout, frames)
+
+
 class QuickGELU(nn.Module):
     """x * sigmoid(1.702 x), CLIP's activation."""
 
@@ -28,10 +34,14 @@ class QuickGELU(nn.Module):
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Stochastic depth: drops a residual branch for whole samples (dim 0) with probability p
-    while training, scaling the kept ones by 1 / (1 - p)."""
+    while training, scaling the kept ones by 1 / (1 - p). ``x`` ``(B, ...)``, any float dtype."""
     if p == 0.0 or not training:
         return x
     keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - p)
+    # Not timm.layers.drop_path, which draws the same mask but divides the mask itself, in x's
+    # dtype: under bf16 autocast its scale 1 / (1 - p) is rounded to bf16 (1.109375 for p = 0.1,
+    # 1 for p < 0.004), shrinking every kept branch by up to 0.4%. The product divided here is
+    # rounded once, without that bias.
     return x * keep / (1.0 - p)
 
 
@@ -160,7 +170,11 @@ class VideoEncoder(nn.Module):
         if x.dim() != 5 or x.shape[2] != 3:
             raise ValueError(f"expected video (B, T, 3, H, W), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        tokens = self.visual.transformer(self.visual._embeds(x.flatten(0, 1)))
+        out = self.visual.forward_intermediates(
+            x.flatten(0, 1), indices=1, intermediates_only=True, output_fmt="NLC", output_extra_tokens=True
+        )
+        # The last layer's output, which open_clip returns split into the class token and the patches.
+        tokens = torch.cat([out["image_intermediates_prefix"][0], out["image_intermediates"][0]], dim=1)
         return tokens.view(b, t, tokens.shape[1], tokens.shape[2])
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:

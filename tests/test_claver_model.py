@@ -57,6 +57,25 @@ def test_bypassed_temporal_blocks_give_open_clip_image_features(arch, size):
     assert rel_err(ours, theirs) <= 1e-5
 
 
+@pytest.mark.parametrize("arch,size", [(TINY, 32), ("ViT-B-32", 224)])
+def test_frame_tokens_through_open_clips_public_api_are_its_embedding_and_transformer(arch, size):
+    """forward_intermediates' last layer, rejoined from its class and patch tokens, is bit for bit
+    what the private ``_embeds`` followed by the transformer gives, and so are its gradients,
+    with and without gradient checkpointing."""
+    torch.manual_seed(0)
+    model = claver.create_model(arch, frames=2).train()
+    visual = model.video.visual
+    x = torch.randn(2, 2, 3, size, size, requires_grad=True)
+    for checkpointing in (False, True):
+        model.set_grad_checkpointing(checkpointing)
+        ours = model.video.frame_tokens(x)
+        old = visual.transformer(visual._embeds(x.flatten(0, 1))).view_as(ours)
+        assert torch.equal(ours, old)
+        (g_ours,) = torch.autograd.grad(ours.square().sum(), x)
+        (g_old,) = torch.autograd.grad(old.square().sum(), x)
+        assert torch.equal(g_ours, g_old)
+
+
 @pytest.mark.parametrize("layout", ["kmt", "kmct"])
 def test_temporal_block_equals_multihead_attention_with_paper_mask(layout):
     torch.manual_seed(0)
@@ -102,6 +121,21 @@ def test_logits_are_the_released_formula():
         expected = model.text.logit_scale.exp() * video @ text.T
         torch.testing.assert_close(model(x, toks), expected, rtol=1e-12, atol=1e-12)
         assert (model.encode_video(x).norm(dim=-1) < 1).all()  # the mean of unit vectors, not renormalised
+
+
+def test_class_probs_are_the_models_score_in_float32_averaged_over_prompt_sets():
+    model = tiny()
+    x = torch.randn(2, 3, 3, 32, 32)
+    sets = torch.stack([tokens([f"{w} jumping", f"{w} running", f"{w} waving"]) for w in ("a", "the")])  # (2, 3, 77)
+    with torch.no_grad():
+        video, text = model.encode_video(x), model.encode_text(sets, normalize=True)
+        probs = model.class_probs(video.bfloat16(), text.bfloat16())
+        assert probs.dtype == torch.float32
+        expected = claver.text.average_class_probs(model.score(video.bfloat16().float(), text.bfloat16().float()))
+        torch.testing.assert_close(probs, expected, rtol=0, atol=0)
+        torch.testing.assert_close(model.score(video, text), model(x, sets), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"prompt-set text features \(A, C, E\)"):
+        model.class_probs(video, text[0])
 
 
 @pytest.mark.parametrize("arch,layers", [("claver-small", 6), ("ViT-B-32", 12)])

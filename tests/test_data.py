@@ -153,6 +153,8 @@ def test_mix_batch_soft_targets():
     x = torch.randn(4, 2, 3, 8, 8)
     y = torch.tensor([0, 1, 2, 3])
     for cut in (0.0, 1.0):
-        mixed, target = mix_batch(x, y, 5, mixup_alpha=0.8, cutmix_alpha=cut, rng=np.random.default_rng(0))
+        mixed, target = mix_batch(
+            x, y, 5, mixup_alpha=0.8, cutmix_alpha=cut, smoothing=0.1, rng=np.random.default_rng(0)
+        )
         assert mixed.shape == x.shape and target.shape == (4, 5)
         torch.testing.assert_close(target.sum(-1), torch.ones(4))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .annotations import read_annotations
-from .transforms import AugmentConfig, RawClips, crop_and_flip, draw_photometric, eval_crops, finish
+from .transforms import AugmentConfig, RawClips, crop_and_flip, draw_photometric, eval_crops, finish, train_short_side
 from .video import DecodeError, eval_indices, open_video, train_indices
 
 
@@ -92,8 +92,8 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def sample_indices(self, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """Frame indices of a video of ``num_frames`` frames, and the short side to decode them at."""
-        if self.train:  # the short side crop_and_flip resizes to first
-            return train_indices(num_frames, self.frames, rng), round(self.augment.input_size * 256 / 224)
+        if self.train:
+            return train_indices(num_frames, self.frames, rng), train_short_side(self.augment.input_size)
         return eval_indices(num_frames, self.frames, self.num_clips).reshape(-1), self.augment.input_size
 
 

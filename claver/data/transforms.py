@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from ..config import ClaverConfig
+
 # Per-channel statistics on 0-255 pixels.
 NORMALIZATION = {
     "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # what the released code uses
@@ -22,12 +24,23 @@ NORMALIZATION = {
 
 @dataclass
 class AugmentConfig:
+    """A clip's augmentation and normalisation; the defaults of the training configs' ``data``
+    section. ``input_size``: S; ``scales``: the crop sides as fractions of the resized short side
+    (:func:`crop_and_flip`); ``flip``, ``color_jitter``, ``grayscale``: probabilities per clip;
+    ``normalization``: a name of NORMALIZATION."""
+
     input_size: int = 224
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     flip: float = 0.5
     color_jitter: float = 0.8
     grayscale: float = 0.2
-    normalization: str = "imagenet"
+    normalization: str = ClaverConfig.normalization
+
+
+def train_short_side(input_size: int) -> int:
+    """The short side a training clip is resized to before its crop: 256/224 of the input size,
+    the ratio of ImageNet's resize-256-crop-224."""
+    return round(input_size * 256 / 224)
 
 
 def normalize(clip: torch.Tensor, name: str) -> torch.Tensor:
@@ -70,10 +83,9 @@ def _planes(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def crop_and_flip(clip: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Resize the short side to 256/224 of the input size, multi-scale crop, resize to the input
+    """Resize the short side to :func:`train_short_side`, multi-scale crop, resize to the input
     size, flip: uint8 ``(T, 3, H, W)`` -> uint8 ``(T, 3, S, S)``."""
-    base = round(cfg.input_size * 256 / 224)
-    clip = TF.resize(clip, base, antialias=True)
+    clip = TF.resize(clip, train_short_side(cfg.input_size), antialias=True)
     h, w = clip.shape[-2:]
     short = min(h, w)
     # Width and height scales drawn separately, at most one step apart (as TSN's multi-scale crop).
@@ -239,16 +251,18 @@ def mix_batch(
     x: torch.Tensor,
     y: torch.Tensor,
     num_classes: int,
-    mixup_alpha: float = 0.8,
-    cutmix_alpha: float = 1.0,
-    smoothing: float = 0.1,
+    mixup_alpha: float,
+    cutmix_alpha: float,
+    smoothing: float,
     switch_prob: float = 0.5,
     rng: np.random.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup or cutmix (chosen with ``switch_prob``) of a batch with its flipped self.
 
-    x: ``(B, T, 3, H, W)``; y: ``(B,)`` class ids. Returns mixed clips and soft targets ``(B, C)``
-    with label smoothing; cutmix cuts the same box from every frame.
+    x: ``(B, T, 3, H, W)``; y: ``(B,)`` class ids; ``mixup_alpha``, ``cutmix_alpha``,
+    ``smoothing``: the training config's (``optim.mixup``, ``optim.cutmix``, ``optim.smoothing``).
+    Returns mixed clips and soft targets ``(B, C)`` float32 with label smoothing; cutmix cuts the
+    same box from every frame.
     """
     rng = rng if rng is not None else np.random.default_rng()
     target = F.one_hot(y, num_classes).float() * (1 - smoothing) + smoothing / num_classes
