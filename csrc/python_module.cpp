@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "checks.h"
 #include "cpu/cpu_isa.h"
 #include "cuda/coverage.h"
 #include "cuda/kernel_traits.h"
@@ -47,6 +48,7 @@ pybind11::list cuda_launches(int frames, std::index_sequence<I...>) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Kronecker-mask attention kernels (ops live in torch.ops.kron_attn)";
+  m.attr("max_head_dim") = kron_attn::kMaxHeadDim;  // the widest head the ops take
   m.def("cpu_isa", &kron_attn::cpu::isa_name, "Instruction set the CPU kernel runs with");
   m.def("has_cuda", []() {
 #ifdef KRON_ATTN_WITH_CUDA

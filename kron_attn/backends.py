@@ -19,8 +19,9 @@ import torch
 from . import _C, cuda_emu, ops, reference
 from . import triton as triton_package
 
-# The widest head any backend takes: the Triton kernels' widest tile, the CPU kernel's row buffers.
-MAX_HEAD_DIM = 256
+# The widest head the ops take (csrc/checks.h): the Triton kernels' widest tile, the CPU kernel's
+# row buffers.
+MAX_HEAD_DIM: int = _C.max_head_dim
 ANY_HEAD_DIM = range(1, MAX_HEAD_DIM + 1)
 FLOATS = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 

@@ -14,7 +14,6 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
-
 def sample_inputs(b, h, t, l, d, dtype=torch.float32, device="cpu", requires_grad=False, seed=0):
     """Fresh random q, k, v of shape (b, h, t*l, d)."""
     g = torch.Generator().manual_seed(seed)

@@ -10,7 +10,7 @@ import triton
 
 from .. import _C, backends
 from . import interpreting
-from .kernels import bwd_dkdv_kernel, bwd_dq_kernel, fwd_kernel
+from .kernels import LOG2E, bwd_dkdv_kernel, bwd_dq_kernel, fwd_kernel
 
 # The kind block_schedule gives tiles that need an element mask (csrc/schedule.h).
 PARTIAL = _C.tile_kinds()["partial"]
@@ -137,7 +137,7 @@ def triton_fwd(
     grid = (triton.cdiv(n, bm), b * h)
     _launch(
         fwd_kernel, grid, q, k, v, out, lse, lay, qc, qt, qk, *_strides(q, k, v, out),
-        h, n, frames, tokens, d, qt.shape[1], scale * 1.4426950408889634,
+        h, n, frames, tokens, d, qt.shape[1], scale * LOG2E.value,
         BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, PARTIAL=PARTIAL,
     )  # fmt: skip
     return out.to(given), lse
@@ -154,7 +154,7 @@ def triton_bwd(dout, q, k, v, out, lse, layout, scale: float, dlse=None) -> tupl
         delta = (delta if dlse is None else delta - dlse.float()).contiguous()
         lay, (qc, qt, qk, kc, kt, kk), (bm, bn, bd), frames, tokens = _prepare(layout, "bwd_dq_kernel", n, d, q.device)
         common = (h, n, frames, tokens, d)
-        scales = (scale * 1.4426950408889634, scale)
+        scales = (scale * LOG2E.value, scale)
         meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, PARTIAL=PARTIAL)
         strides = _strides(q, k, v, dout)
         _launch(
