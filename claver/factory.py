@@ -19,7 +19,6 @@ import json
 import zipfile
 from pathlib import Path
 
-import open_clip
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -28,6 +27,15 @@ from torch import nn
 from .config import ClaverConfig
 from .data.transforms import AugmentConfig, EvalTransform, TrainTransform
 from .model import CLAVER, causal_mask
+
+
+def _open_clip():
+    """open_clip, imported on first use: it takes seconds to import (it loads its model
+    registry and Hugging Face's transformers), which every command's --help would otherwise pay."""
+    import open_clip as module
+
+    return module
+
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_FORMAT = 2
@@ -52,7 +60,7 @@ def _vit_problem(cfg: dict) -> str | None:
 
 def _clip_config(arch: str) -> dict:
     """The (copied) model config of ``arch``; a clear error for unknown or unsuitable archs."""
-    cfg = _own_configs().get(arch) or open_clip.get_model_config(arch)
+    cfg = _own_configs().get(arch) or _open_clip().get_model_config(arch)
     if cfg is None:
         raise ValueError(f"unknown arch {arch!r}; choose one of claver.list_archs()")
     problem = _vit_problem(cfg)
@@ -63,7 +71,7 @@ def _clip_config(arch: str) -> dict:
 
 def list_archs() -> list[str]:
     """Configs ``create_model`` accepts: open_clip's CLIP ViTs and ours (``claver-tiny``...)."""
-    stock = [a for a in open_clip.list_models() if _vit_problem(open_clip.get_model_config(a) or {}) is None]
+    stock = [a for a in _open_clip().list_models() if _vit_problem(_open_clip().get_model_config(a) or {}) is None]
     return sorted(set(stock) | set(_own_configs()))
 
 
@@ -71,8 +79,8 @@ def get_tokenizer(arch: str):
     """The text tokenizer of ``arch`` (open_clip's; CLIP's BPE tokenizer for our configs)."""
     own = _own_configs().get(arch)
     if own is not None:
-        return open_clip.tokenizer.SimpleTokenizer(context_length=own["text_cfg"].get("context_length", 77))
-    return open_clip.get_tokenizer(arch)
+        return _open_clip().tokenizer.SimpleTokenizer(context_length=own["text_cfg"].get("context_length", 77))
+    return _open_clip().get_tokenizer(arch)
 
 
 def _build_clip(arch: str, quick_gelu: bool) -> nn.Module:
@@ -80,17 +88,17 @@ def _build_clip(arch: str, quick_gelu: bool) -> nn.Module:
     cfg = _clip_config(arch)
     cfg["quick_gelu"] = quick_gelu
     cfg.pop("custom_text", None)
-    return open_clip.CLIP(**cfg)
+    return _open_clip().CLIP(**cfg)
 
 
 def _pretrained_file(arch: str, pretrained: str | Path) -> tuple[Path, bool | None]:
     """A local file of image-CLIP weights (downloading an open_clip tag such as ``"openai"``),
     and whether the tag says the weights need QuickGELU (None for a local file)."""
-    tags = open_clip.list_pretrained_tags_by_model(arch) if arch not in _own_configs() else []
+    tags = _open_clip().list_pretrained_tags_by_model(arch) if arch not in _own_configs() else []
     if str(pretrained) in tags:
-        pcfg = open_clip.get_pretrained_cfg(arch, str(pretrained))
+        pcfg = _open_clip().get_pretrained_cfg(arch, str(pretrained))
         try:
-            path = open_clip.download_pretrained(pcfg)
+            path = _open_clip().download_pretrained(pcfg)
         except Exception as e:  # a download of any kind failed: say what to do instead
             raise RuntimeError(
                 f"could not fetch the {pretrained!r} weights of {arch} ({type(e).__name__}: {e}); "
@@ -192,7 +200,7 @@ def load_image_weights(clip: nn.Module, state: dict[str, torch.Tensor]) -> None:
     # Not weights: OpenAI's scalar metadata, and the causal mask TorchScript archives keep as a buffer.
     extras = ("input_resolution", "context_length", "vocab_size", "attn_mask")
     state = {k: v for k, v in state.items() if k not in extras}
-    open_clip.model.resize_pos_embed(state, clip)
+    _open_clip().model.resize_pos_embed(state, clip)
     clip.load_state_dict(state, strict=True)
 
 
