@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from .engine import evaluate, init_distributed, make_loader, prompt_tokens
 from .factory import create_model, save_checkpoint
 from .labels import class_names
 from .text import prompt_set_loss, sample_prompt_sets
-from .train_config import TrainConfig, amp_dtype, load_config, to_dict
+from .train_config import ConfigError, TrainConfig, amp_dtype, load_config, to_dict
 
 log = logging.getLogger("claver.train")
 CHECKPOINT = "last.pt"
@@ -333,8 +334,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resume", default=None, help="'auto' (the run's last checkpoint) or a path")
     args = ap.parse_args(argv)
     t0 = time.time()
-    metrics = train(load_config(args.config, args.opts), args.resume)
+    try:
+        metrics = train(load_config(args.config, args.opts), args.resume)
+    except ConfigError as e:
+        _fail(e, 2)
     print(f"done in {time.time() - t0:.0f} s: {metrics}")
+
+
+def _fail(e: Exception, status: int) -> NoReturn:
+    """A configuration that cannot run (status 2) or a run that cannot go on (status 1): one line."""
+    print(f"claver.train: {e}", file=sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
