@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +19,24 @@ from .factory import get_tokenizer
 from .labels import class_names
 from .metrics import accuracy
 from .model import CLAVER
-from .train_config import TrainConfig
+from .train_config import ConfigError, TrainConfig
+
+TRAINING_STATE_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "global_step")
+
+
+def read_training_state(path: Path) -> dict:
+    """A training state (``last.pt``) read without running pickled code; a :class:`ConfigError`
+    saying what ``path`` is when it is not one."""
+    if path.suffix == ".safetensors":
+        raise ConfigError(f"{path} is a CLAVER model (weights only), not a training state")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # whatever torch.load cannot read is not a training state
+        raise ConfigError(f"{path} is not a training state ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    missing = [k for k in TRAINING_STATE_KEYS if k not in state] if isinstance(state, dict) else ["everything"]
+    if missing:
+        raise ConfigError(f"{path} is not a training state (it lacks {', '.join(missing)})")
+    return state
 
 
 @dataclass

@@ -20,12 +20,13 @@ if not __package__:  # run by its path (python claver/evaluate.py): no package f
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
-from .engine import Dist, evaluate, init_distributed, make_loader, prompt_tokens
-from .factory import create_model, load_checkpoint
+from .engine import Dist, evaluate, init_distributed, make_loader, prompt_tokens, read_training_state
+from .factory import check_finite, create_model, load_checkpoint
 from .labels import class_names
 from .metrics import summarize_splits
 from .train_config import TrainConfig, amp_dtype, for_split, load_config
@@ -34,10 +35,13 @@ SUMMARY = ("top1", "top5", "mean_class")
 
 
 def load_model(cfg: TrainConfig, checkpoint: str | Path) -> torch.nn.Module:
+    """The model of a CLAVER checkpoint or of a training state (``.pt``); a ValueError (one line,
+    naming the file) for weights that cannot be used, non-finite ones included."""
     checkpoint = Path(checkpoint)
     if checkpoint.suffix == ".pt":  # a training state (last.pt): the config says what model it holds
         model = create_model(**cfg.model.architecture())
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
+        model.load_state_dict(read_training_state(checkpoint)["model"])
+        check_finite(model, checkpoint)
         return model
     return load_checkpoint(checkpoint, frames=cfg.model.frames, layout=cfg.model.layout)
 
@@ -69,7 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--opts", nargs="*", default=[])
     args = ap.parse_args(argv)
-    result = run(load_config(args.config, args.opts), args.checkpoint)
+    try:
+        result = run(load_config(args.config, args.opts), args.checkpoint)
+    except (ValueError, FileNotFoundError) as e:  # the configuration or the checkpoint cannot be used
+        print(f"claver.evaluate: {e}", file=sys.stderr)
+        sys.exit(2)
     if init_distributed().main:
         print(json.dumps(result, indent=2))
 

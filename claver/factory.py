@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -253,7 +254,10 @@ def load_checkpoint(
     for name, value in (("layout", layout), ("drop_path", drop_path), ("quick_gelu", quick_gelu)):
         if value is not None:
             setattr(config, name, value)
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except SafetensorError as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
     if frames is not None and frames != config.frames:
         if not interpolate_frames:
             raise ValueError(
@@ -271,7 +275,15 @@ def load_checkpoint(
     unset = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
     if unset:
         raise RuntimeError(f"loading {path.name} left {unset[:5]} without values: a buffer the checkpoint lacks")
+    check_finite(model, path)
     return model
+
+
+def check_finite(model: nn.Module, source: str | Path) -> None:
+    """Refuses a model with NaN or infinite weights (a diverged run's) with a ValueError naming ``source``."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]  # the causal mask is -inf
+    if bad:
+        raise ValueError(f"{source} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]})")
 
 
 def _interpolate_frames(emb: torch.Tensor, frames: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ if not __package__:  # run by its path (python claver/predict.py): no package fo
     _script.run_as_module(__file__)
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -111,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         labels = [s.strip() for s in Path(args.labels_file).read_text().splitlines() if s.strip()]
     if args.checkpoint:
-        model = load_checkpoint(args.checkpoint)
+        try:
+            model = load_checkpoint(args.checkpoint)
+        except (ValueError, FileNotFoundError) as e:
+            _fail(e)
     elif args.pretrained:
         model = create_model(args.arch, args.pretrained, frames=args.frames)
     else:
@@ -126,12 +130,15 @@ def main(argv: list[str] | None = None) -> None:
         top = predictor(args.video, args.top_k)
     except DecodeError as e:
         _fail(e)
+    if not all(math.isfinite(p) for _, p in top):
+        _fail(ValueError(f"the model ({args.checkpoint or args.pretrained}) gives non-finite scores for {args.video}"))
     for label, p in top:
         print(f"{p:7.2%}  {label}")
 
 
 def _fail(e: Exception) -> NoReturn:
-    """A video, label list or prompt file that cannot be used: one line (it names the problem), status 2."""
+    """A video, label list, prompt file or checkpoint that cannot be used: one line (it names the
+    problem), status 2."""
     print(f"claver.predict: {e}", file=sys.stderr)
     sys.exit(2)
 

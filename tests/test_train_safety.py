@@ -3,6 +3,7 @@ status, and nothing already in a run's folder is changed by a command that fails
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def motion(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("motion"), per_class=1, frames=8, size=32, seed=3)
+    return synthetic.generate(tmp_path_factory.mktemp("motion"), per_class=2, frames=8, size=32, seed=3)
 
 
 def opts(motion: Path, out: Path, *extra: str) -> list[str]:
@@ -34,15 +35,17 @@ def command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def run(*cmds: list[str]) -> list[subprocess.CompletedProcess]:
-    """The commands, two at a time, from the checkout these tests belong to."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+def start(cmd: list[str], **env: str) -> subprocess.Popen:
+    """``cmd`` from the checkout these tests belong to."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **env)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run(*cmds: list[str], **env: str) -> list[subprocess.CompletedProcess]:
+    """The commands, two at a time (the machine's cores)."""
     done = []
     for i in range(0, len(cmds), 2):
-        procs = [
-            subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for c in cmds[i : i + 2]
-        ]
+        procs = [start(c, **env) for c in cmds[i : i + 2]]
         for c, p in zip(cmds[i : i + 2], procs):
             out, err = p.communicate(timeout=300)
             done.append(subprocess.CompletedProcess(c, p.returncode, out, err))
@@ -50,11 +53,23 @@ def run(*cmds: list[str]) -> list[subprocess.CompletedProcess]:
 
 
 def one_line(proc: subprocess.CompletedProcess, status: int, *words: str) -> str:
-    """The single line a failed command printed on stderr; it names every one of ``words``."""
-    lines = proc.stderr.strip().splitlines()
+    """The one line a failed command printed (the last on stderr, after the warnings and progress
+    bars of what ran before); it names every one of ``words``."""
+    module = proc.args[2]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(f"{module}:")]
     assert proc.returncode == status and len(lines) == 1, proc.stderr[-3000:]
+    assert proc.stderr.strip().endswith(lines[0]) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert all(w in lines[0] for w in words), lines[0]
     return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def train_cmd(*args: str) -> list[str]:
@@ -63,17 +78,35 @@ def train_cmd(*args: str) -> list[str]:
 
 def test_configuration_errors_name_the_key(motion, tmp_path):
     out = tmp_path / "run"
-    cases = {
-        ("optim.epochs", "many"): "config.optim.epochs: expected an integer, got 'many'",
-        ("data.scales", "1.0"): "config.data.scales: expected a list",
-        ("run.save_every_steps", "0.5"): "config.run.save_every_steps: expected an integer, got 0.5",
-        ("optim.lrr", "1"): "config.optim: unknown keys ['lrr']",
-        ("run.max_skipped", "2"): "config.run.max_skipped: expected between 0.0 and 1.0, got 2.0",
-    }
-    procs = run(*(train_cmd("--opts", *opts(motion, out, *kv)) for kv in cases))
-    for proc, words in zip(procs, cases.values()):
-        one_line(proc, 2, words)
+    procs = run(
+        train_cmd("--opts", *opts(motion, out, "optim.epochs", "many")),
+        train_cmd("--opts", *opts(motion, out, "run.save_every_steps", "0.5")),
+    )
+    one_line(procs[0], 2, "config.optim.epochs: expected an integer, got 'many'")
+    one_line(procs[1], 2, "config.run.save_every_steps: expected an integer, got 0.5")
     assert not out.exists()  # nothing written before the configuration is checked
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("data.scales", "1.0", "config.data.scales: expected a list such as [1.0], got 1.0"),
+        ("optim.lrr", "1", "config.optim: unknown keys ['lrr']"),
+        ("run.max_skipped", "2", "config.run.max_skipped: expected between 0.0 and 1.0, got 2.0"),
+        ("run.save_every_steps", "-1", "config.run.save_every_steps: expected at least 0, got -1"),
+        ("optim.lr", ".nan", "config.optim.lr: expected a finite number, got nan"),
+        ("data.batch_size", "true", "config.data.batch_size: expected an integer, got True"),
+        ("model.quick_gelu", "1", "config.model.quick_gelu: expected true or false or null, got 1"),
+        ("model.drop_path", "1.5", "config.model: drop_path must be in [0, 1), got 1.5"),
+        ("optim.amp", "fp8", "optim.amp must be one of"),
+    ],
+)
+def test_every_key_is_checked(key, value, problem):
+    from claver.train_config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(CONFIG, [key, value])
+    assert problem in str(e.value) and "\n" not in str(e.value)
 
 
 def test_numbers_written_as_strings_are_converted():
@@ -81,3 +114,31 @@ def test_numbers_written_as_strings_are_converted():
 
     cfg = load_config(CONFIG, ["optim.epochs", '"3"', "optim.lr", "1e-4", "run.out", "2024"])
     assert cfg.optim.epochs == 3 and cfg.optim.lr == 1e-4 and cfg.run.out == "2024"
+
+
+@pytest.fixture(scope="module")
+def finished(motion, tmp_path_factory):
+    """A finished run (one epoch, a checkpoint every optimizer step)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    (proc,) = run(train_cmd("--opts", *opts(motion, out, "run.save_every_steps", "1")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_evaluate_and_predict_refuse_non_finite_weights(motion, finished, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(finished / "model.safetensors"))
+    weights["video.temporal.temporal_embedding"][0, 0] = float("nan")
+    nan = tmp_path / "diverged.safetensors"
+    save_file(weights, str(nan))
+    (tmp_path / "diverged.json").write_bytes((finished / "model.json").read_bytes())
+    video = str(motion / "videos" / "growing" / "0001.mp4")
+    evaluated, predicted = run(
+        command(
+            "claver.evaluate", "--config", str(CONFIG), "--checkpoint", str(nan), "--opts", *opts(motion, tmp_path)
+        ),
+        command("claver.predict", video, "--labels", "growing,shrinking", "--checkpoint", str(nan)),
+    )
+    for proc in (evaluated, predicted):
+        one_line(proc, 2, f"{nan} holds non-finite weights", "video.temporal.temporal_embedding")
