@@ -1,13 +1,22 @@
 """Train CLAVER.
 
-    python -m claver.train --config configs/X.yaml [--opts KEY VALUE ...] [--resume auto|PATH]
-    torchrun --nproc_per_node 8 -m claver.train --config ...      # DDP, one or many nodes
+    python -m claver.train --config configs/X.yaml [--opts KEY VALUE ...] [--resume auto|PATH | --overwrite]
+    torchrun --nproc_per_node 8 --max-restarts 3 -m claver.train --config ... --resume auto   # DDP
 
 Each optimizer step sees ``optim.effective_batch`` clips (gradient accumulation over
 ``data.batch_size`` x world size); K of the A prompt sets are sampled per step. A checkpoint
-(model, optimizer, scheduler, scaler, epoch, step, RNG) is written atomically at the end of every
-epoch and every ``run.save_every_steps`` optimizer steps; ``--resume auto`` continues from the
-newest one exactly where it stopped.
+(model, optimizer, scheduler, scaler, epoch, step, the epoch's running sums) is written
+atomically at the end of every epoch and every ``run.save_every_steps`` optimizer steps;
+``--resume auto`` continues from the newest one exactly where it stopped: every random draw of a
+step (augmentation, mixup/cutmix, prompt sets, stochastic depth) follows from the seed, epoch,
+batch and rank, and the steps redone after a crash replace their rows in ``steps.csv``. A torchrun
+restart resumes by itself. An existing run in ``run.out`` is never started over without
+``--overwrite``.
+
+A run fails (status 1, one line, no model written) when an epoch had no usable clip or more than
+``run.max_skipped`` of its clips skipped, when the loss is not finite for
+``run.max_nonfinite_steps`` consecutive optimizer steps, or when a checkpoint cannot be written; a
+configuration that cannot run is one line and status 2.
 """
 
 from __future__ import annotations
@@ -20,10 +29,12 @@ if not __package__:  # run by its path (python claver/train.py): no package for 
 import argparse
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,7 +46,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .data.transforms import RawClips, finish, mix_batch
-from .engine import evaluate, init_distributed, make_loader, prompt_tokens
+from .engine import evaluate, init_distributed, make_loader, prompt_tokens, read_training_state
 from .factory import create_model, save_checkpoint
 from .labels import class_names
 from .text import prompt_set_loss, sample_prompt_sets
@@ -100,36 +111,189 @@ def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     return f
 
 
-def save_training_state(path: Path, model, opt, sched, scaler, epoch: int, step_in_epoch: int, global_step: int):
-    """Atomically: write to a temporary file, then rename over the old checkpoint."""
-    state = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "scaler": scaler.state_dict(),
-        "epoch": epoch,
-        "step_in_epoch": step_in_epoch,
-        "global_step": global_step,
-        "torch_rng": torch.get_rng_state(),
-    }
+class RunError(RuntimeError):
+    """A run that cannot go on; its message says why in one line (the command exits 1 with it)."""
+
+
+# What a run writes into its folder: a folder holding any of these holds a run.
+RUN_FILES = (CHECKPOINT, "config.json", "steps.csv", "metrics.csv", "log.txt", "model.safetensors", "model.json",
+             "curves.png", "tensorboard", "last.tmp", f"{CHECKPOINT}.failed")  # fmt: skip
+EMPTY_TALLY = {"loss_sum": 0.0, "losses": 0, "clips": 0, "skipped": 0, "nonfinite_steps": 0}
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space in ``folder``'s file system."""
+    return shutil.disk_usage(folder).free
+
+
+def _nbytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` so that a crash at any moment leaves the previous checkpoint
+    whole: into a temporary file, flushed to disk, then renamed over it. The old checkpoint
+    therefore still takes its space while the new one is written; the free space is checked for
+    the new one first. A failed write removes the temporary file; :class:`RunError` names the path."""
+    need = _nbytes(state) * 101 // 100 + 2**20  # the tensors, and room for the archive's structure
+    free = free_bytes(path.parent)
+    if free < need:
+        raise RunError(f"not enough space in {path.parent} for the checkpoint: {need} bytes needed, {free} free")
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RunError(f"could not write the checkpoint {tmp}: {e.strerror or e}") from None
 
 
-def train(cfg: TrainConfig, resume: str | None = None) -> dict:
-    """Run training (and per-epoch evaluation); returns the last evaluation's metrics."""
+def _checkpoint_to_resume(out: Path, resume: str | None, overwrite: bool) -> Path | None:
+    """The training state to continue from, or None for a fresh run; refuses to start a fresh run
+    over an existing one unless ``overwrite``."""
+    if resume is None:
+        held = [n for n in RUN_FILES if (out / n).exists()]
+        if held and not overwrite:
+            raise ConfigError(
+                f"{out} already holds a run ({', '.join(held)}): pass --resume auto to continue it, "
+                "set a new run.out, or pass --overwrite to replace it"
+            )
+        return None
+    if overwrite:
+        raise ConfigError("--overwrite starts the run over: it cannot be combined with --resume")
+    if resume == "auto":
+        return out / CHECKPOINT if (out / CHECKPOINT).is_file() else None
+    if not Path(resume).is_file():
+        raise ConfigError(f"--resume: no checkpoint at {resume}")
+    return Path(resume)
+
+
+def _read_state(ckpt: Path) -> dict:
+    """The training state in ``ckpt``, or a ConfigError saying what the file is instead."""
+    try:
+        return read_training_state(ckpt)
+    except ConfigError as e:
+        start_from = f", or --opts model.pretrained {ckpt} to start a new run from its weights"
+        raise ConfigError(
+            f"--resume: {e}; pass a run's {CHECKPOINT} or --resume auto"
+            + (start_from if ckpt.suffix == ".safetensors" else "")
+        ) from None
+
+
+def _load_model_state(core: torch.nn.Module, state: dict, ckpt: Path) -> None:
+    """The weights of ``state`` into ``core``, or one line naming what differs."""
+    for key, saved in state.get("architecture", {}).items():
+        if getattr(core.config, key) != saved:
+            raise ConfigError(
+                f"--resume {ckpt}: model.{key} is {saved!r} in the checkpoint but {getattr(core.config, key)!r} "
+                "in the configuration"
+            )
+    try:
+        core.load_state_dict(state["model"])
+    except RuntimeError as e:  # a state from before the architecture was recorded
+        detail = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+        raise ConfigError(f"--resume {ckpt}: its weights do not fit the configured model ({detail})") from None
+
+
+def _failure_marker(out: Path) -> Path:
+    return out / f"{CHECKPOINT}.failed"
+
+
+def _check_not_looping(out: Path) -> None:
+    """A checkpoint that failed twice fails again on a restart after redoing every step before it:
+    refuse to start instead, until the cause is fixed."""
+    marker = _failure_marker(out)
+    if marker.is_file():
+        step, count, reason = marker.read_text().split(" ", 2)
+        if int(count) >= 2:
+            raise RunError(f"the checkpoint of optimizer step {step} failed twice ({reason.strip()}); "
+                           f"fix that, then delete {marker}")  # fmt: skip
+
+
+def _note_failure(out: Path, step: int, error: RunError) -> None:
+    """Counts the failures of the checkpoint of ``step`` (best effort: the disk may be full)."""
+    marker = _failure_marker(out)
+    with contextlib.suppress(OSError, ValueError):
+        before, count, _ = marker.read_text().split(" ", 2) if marker.is_file() else ("", "0", "")
+        count = int(count) + 1 if before == str(step) else 1
+        marker.write_text(f"{step} {count} {error}\n")
+
+
+def _keep_rows(path: Path, keep) -> None:
+    """Rewrite the CSV ``path`` with only the rows ``keep(row)`` accepts: the rows of steps a
+    resumed run redoes are written again."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows, fields = list(reader), reader.fieldnames or []
+    kept = [r for r in rows if keep(r)]
+    if len(kept) < len(rows):
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(kept)
+
+
+def _pool(tally: dict, dist_) -> None:
+    """Sums the clip counts of all ranks into rank 0's tally (the others restart from zero), so
+    that the one tally a checkpoint saves counts every rank's clips."""
+    if dist_.world == 1:
+        return
+    counts = torch.tensor([tally["clips"], tally["skipped"]], device=dist_.device)
+    dist.all_reduce(counts)
+    tally["clips"], tally["skipped"] = (int(c) for c in counts.tolist()) if dist_.main else (0, 0)
+
+
+def _check_epoch(epoch: int, tally: dict, first_bad, max_skipped: float) -> None:
+    """An epoch whose clips were all, or mostly, skipped has not trained the model."""
+    clips, skipped = tally["clips"], tally["skipped"]
+    example = f"; e.g. {first_bad.path}: {first_bad.reason}" if first_bad is not None else ""
+    if clips == skipped:
+        raise RunError(f"epoch {epoch}: no usable clip, all {clips} skipped{example}")
+    if skipped > max_skipped * clips:
+        raise RunError(f"epoch {epoch}: {skipped} of {clips} clips skipped, more than run.max_skipped "
+                       f"({max_skipped:g}) of them{example}")  # fmt: skip
+
+
+def train(cfg: TrainConfig, resume: str | None = None, overwrite: bool = False) -> dict:
+    """Run training (and per-epoch evaluation); returns the last evaluation's metrics.
+
+    ``resume``: ``"auto"`` (the run's own checkpoint, if any) or a training state's path; a
+    torchrun restart resumes ``"auto"`` when none is given. Without it, an existing run in
+    ``run.out`` is a :class:`ConfigError` unless ``overwrite``, which deletes that run's files.
+    Nothing is written into ``run.out`` before the checkpoint to resume has been checked against
+    the configuration. A run that cannot go on raises :class:`RunError` and writes no model."""
     dist_ = init_distributed()
     out = Path(cfg.run.out)
-    if dist_.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    setup_logging(out, dist_.main)
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+        # torchrun restarted the group: continue what this launch started, never start it over
+        resume = "auto" if resume is None or (out / CHECKPOINT).is_file() else resume
+        overwrite = False
+    ckpt = _checkpoint_to_resume(out, resume, overwrite)
+    state = _read_state(ckpt) if ckpt is not None else None
+    if not overwrite:
+        _check_not_looping(out)
     torch.manual_seed(cfg.run.seed + dist_.rank)
 
     names = class_names(cfg.data.labels)
     m = cfg.model
-    model = create_model(pretrained=m.pretrained, **m.architecture()).to(dist_.device)
+    try:
+        model = create_model(pretrained=m.pretrained, **m.architecture()).to(dist_.device)
+    except (ValueError, FileNotFoundError) as e:  # the arch or the weights to start from
+        raise ConfigError(f"model: {e}") from None
+    if state is not None:
+        _load_model_state(model, state, ckpt)
     if m.grad_checkpointing:
         model.set_grad_checkpointing(True)
     if m.freeze_text:
@@ -152,21 +316,51 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
     amp = amp_dtype(cfg.optim.amp)
     scaler = torch.amp.GradScaler(dist_.device.type, enabled=amp == torch.float16)
 
-    epoch0, start, global_step = 0, 0, 0
-    ckpt = out / CHECKPOINT if resume == "auto" else (Path(resume) if resume else None)
-    if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        core.load_state_dict(state["model"])
+    epoch0, start, global_step, tally = 0, 0, 0, dict(EMPTY_TALLY)
+    if state is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
         epoch0, start, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        log.info(f"resumed from {ckpt}: epoch {epoch0}, batch {start}, optimizer step {global_step}")
-    elif resume not in (None, "auto"):
-        raise FileNotFoundError(f"--resume: no checkpoint at {resume}")
-
+        if dist_.main:
+            tally.update(state.get("tally", {}))
+    if dist_.world > 1:
+        dist.barrier()  # every rank has checked the folder before rank 0 writes into it
     metrics_path = out / "metrics.csv"
+    if dist_.main:
+        if overwrite:
+            for path in (out / name for name in RUN_FILES):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+            _keep_rows(out / "steps.csv", lambda r: int(r["step"]) <= global_step)
+            _keep_rows(metrics_path, lambda r: int(r["epoch"]) < epoch0)
+        except OSError as e:
+            raise RunError(f"cannot write the run into {out}: {e.strerror or e}") from None
+    setup_logging(out, dist_.main)
+    if state is not None:
+        log.info(f"resumed from {ckpt}: epoch {epoch0}, batch {start}, optimizer step {global_step}")
+
+    def checkpoint(epoch: int, batch: int) -> None:
+        _pool(tally, dist_)
+        if not dist_.main:
+            return
+        state = {
+            "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict(), "epoch": epoch, "step_in_epoch": batch, "global_step": global_step,
+            "tally": dict(tally), "architecture": dataclasses.asdict(core.config),
+        }  # fmt: skip
+        try:
+            save_training_state(out / CHECKPOINT, state)
+        except RunError as e:
+            _note_failure(out, global_step, e)
+            raise
+        _failure_marker(out).unlink(missing_ok=True)
+
     metrics = {}
     log.info(f"{len(names)} classes, {tokens.shape[0]} prompt sets, {batches} batches per epoch on each rank, "
              f"accumulating {accumulate} batches per optimizer step")  # fmt: skip
@@ -176,11 +370,13 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
             sampler.set_epoch(epoch, start * cfg.data.batch_size)  # start: batches already done
             train_loader.dataset.set_epoch(epoch)
             model.train()
-            skipped, losses, step_losses = 0, [], []
+            step_losses, first_bad = [], None
             bar = tqdm(train_loader, desc=f"epoch {epoch}", disable=not dist_.main, initial=start,
                        total=batches, dynamic_ncols=True)  # fmt: skip
             for i, (clips, labels, bad) in enumerate(bar, start=start):
-                skipped += len(bad)
+                tally["clips"] += len(bad) + (0 if clips is None else len(labels))
+                tally["skipped"] += len(bad)
+                first_bad = first_bad or next(iter(bad), None)
                 for s in bad:
                     log.warning(f"skipped {s.path}: {s.reason}")
                 sync = (i + 1) % accumulate == 0 or i + 1 == batches
@@ -192,6 +388,8 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
                     )
                     labels, weight = torch.zeros(1, dtype=torch.long), 0.0
                 if clips is not None:
+                    # every random draw of the micro-batch comes from (seed, epoch, batch, rank), so
+                    # that a resumed run draws what the uninterrupted one did
                     rng = np.random.default_rng([cfg.run.seed, epoch, i, dist_.rank])
                     clips, labels = finish(clips, core.config.normalization, dist_.device), labels.to(dist_.device)
                     if weight and (cfg.optim.mixup > 0 or cfg.optim.cutmix > 0):
@@ -200,6 +398,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
                     else:
                         target = labels
                     g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                    torch.manual_seed(int(rng.integers(2**31)))  # stochastic depth
                     k = min(cfg.optim.prompt_sets, tokens.shape[0])
                     # DDP: all-reduce the gradients once per optimizer step, on its last micro-batch
                     local = model.no_sync() if dist_.world > 1 and not sync else contextlib.nullcontext()
@@ -209,8 +408,9 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
                         loss = prompt_set_loss(logits.float(), target)
                         scaler.scale(loss * weight / accumulate).backward()
                     if weight:
-                        losses.append(loss.item())
                         step_losses.append(loss.item())
+                        tally["loss_sum"] += step_losses[-1]
+                        tally["losses"] += 1
                 if sync:
                     if cfg.optim.clip_grad:
                         scaler.unscale_(opt)
@@ -221,39 +421,48 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict:
                     lr = sched.get_last_lr()[0]
                     sched.step()
                     global_step += 1
+                    step_loss = float(np.mean(step_losses)) if step_losses else float("nan")
                     if dist_.main:
-                        step_loss = float(np.mean(step_losses)) if step_losses else float("nan")
                         _append_csv(out / "steps.csv", {"step": global_step, "loss": step_loss})
                         _scalars(tb, global_step, {"train/loss": step_loss, "train/lr": lr})
+                    finite = not step_losses or math.isfinite(step_loss)  # a step of skipped clips only has none
+                    tally["nonfinite_steps"] = 0 if finite else tally["nonfinite_steps"] + 1
+                    if tally["nonfinite_steps"] >= cfg.run.max_nonfinite_steps:
+                        raise RunError(f"the loss was not finite for {tally['nonfinite_steps']} consecutive optimizer "
+                                       f"steps (up to step {global_step}; run.max_nonfinite_steps)")  # fmt: skip
                     step_losses = []
                     stop = cfg.run.stop_after_steps and global_step >= cfg.run.stop_after_steps
-                    every = cfg.run.save_every_steps and global_step % cfg.run.save_every_steps == 0
-                    if dist_.main and (stop or every):
-                        save_training_state(out / CHECKPOINT, core, opt, sched, scaler, epoch, i + 1, global_step)
+                    if stop or (cfg.run.save_every_steps and global_step % cfg.run.save_every_steps == 0):
+                        checkpoint(epoch, i + 1)
                     if stop:
                         log.info(f"stopping after optimizer step {global_step} (run.stop_after_steps)")
                         return metrics
-                if losses:
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+                    bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             start = 0
-            if dist_.world > 1:  # the summary counts every rank's broken videos
-                total = torch.tensor([skipped], device=dist_.device)
-                dist.all_reduce(total)
-                skipped = int(total.item())
-            metrics = {"epoch": epoch, "step": global_step, "loss": float(np.mean(losses)) if losses else float("nan"),
-                       "lr": sched.get_last_lr()[0], "skipped": skipped}  # fmt: skip
+            _pool(tally, dist_)
+            if dist_.world > 1:  # every rank sees the totals, and fails alike
+                counts = torch.tensor([tally["clips"], tally["skipped"]], device=dist_.device)
+                dist.broadcast(counts, 0)
+                tally["clips"], tally["skipped"] = (int(c) for c in counts.tolist())
+            _check_epoch(epoch, tally, first_bad, cfg.run.max_skipped)
+            loss = tally["loss_sum"] / tally["losses"] if tally["losses"] else float("nan")
+            metrics = {"epoch": epoch, "step": global_step, "loss": loss, "lr": sched.get_last_lr()[0],
+                       "skipped": tally["skipped"]}  # fmt: skip
             if val_loader is not None and (
                 (epoch + 1) % cfg.run.eval_every_epochs == 0 or epoch + 1 == cfg.optim.epochs
             ):
                 ev = evaluate(core, val_loader, tokens, len(names), dist_, amp)
+                if not ev["videos"]:
+                    raise RunError(f"epoch {epoch}: no usable validation video, all {ev['skipped']} skipped")
                 metrics.update({f"val_{k}": v for k, v in ev.items()})
             if dist_.main:
                 log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-                if skipped:
-                    log.info(f"epoch {epoch}: skipped {skipped} broken videos")
+                if tally["skipped"]:
+                    log.info(f"epoch {epoch}: skipped {tally['skipped']} broken videos")
                 _append_csv(metrics_path, metrics)
                 _scalars(tb, global_step, {f"epoch/{k}": v for k, v in metrics.items() if k not in ("epoch", "step")})
-                save_training_state(out / CHECKPOINT, core, opt, sched, scaler, epoch + 1, 0, global_step)
+            tally = dict(EMPTY_TALLY, nonfinite_steps=tally["nonfinite_steps"])
+            checkpoint(epoch + 1, 0)
     finally:
         if tb is not None:
             tb.close()
@@ -332,12 +541,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", required=True)
     ap.add_argument("--opts", nargs="*", default=[], help="KEY VALUE pairs, e.g. optim.lr 1e-5 data.batch_size 4")
     ap.add_argument("--resume", default=None, help="'auto' (the run's last checkpoint) or a path")
+    ap.add_argument("--overwrite", action="store_true", help="start over in a run.out that holds a run, deleting it")
     args = ap.parse_args(argv)
     t0 = time.time()
     try:
-        metrics = train(load_config(args.config, args.opts), args.resume)
+        metrics = train(load_config(args.config, args.opts), args.resume, args.overwrite)
     except ConfigError as e:
         _fail(e, 2)
+    except RunError as e:
+        _fail(e, 1)
     print(f"done in {time.time() - t0:.0f} s: {metrics}")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,26 @@ def finished(motion, tmp_path_factory):
     return out
 
 
+def test_a_run_is_never_overwritten_or_resumed_from_the_wrong_file(motion, finished, tmp_path):
+    before = snapshot(finished)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes((finished / "model.safetensors").read_bytes()[:1000])
+    (tmp_path / "truncated.json").write_bytes((finished / "model.json").read_bytes())
+    weights = str(finished / "model.safetensors")
+    again, wrong_file, other_arch, bad_weights = run(
+        train_cmd("--opts", *opts(motion, finished)),
+        train_cmd("--resume", weights, "--opts", *opts(motion, finished)),
+        train_cmd("--resume", "auto", "--opts", *opts(motion, finished, "model.temporal_layers", "2")),
+        train_cmd("--opts", *opts(motion, tmp_path / "new", "model.pretrained", str(truncated))),
+    )
+    one_line(again, 2, f"{finished} already holds a run", "--resume auto", "run.out", "--overwrite")
+    one_line(wrong_file, 2, weights, "CLAVER model (weights only), not a training state", "last.pt",
+             "model.pretrained")  # fmt: skip
+    one_line(other_arch, 2, "model.temporal_layers is None in the checkpoint but 2 in the configuration")
+    one_line(bad_weights, 2, str(truncated))
+    assert snapshot(finished) == before and not (tmp_path / "new").exists()
+
+
 def test_evaluate_and_predict_refuse_non_finite_weights(motion, finished, tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -142,3 +164,80 @@ def test_evaluate_and_predict_refuse_non_finite_weights(motion, finished, tmp_pa
     )
     for proc in (evaluated, predicted):
         one_line(proc, 2, f"{nan} holds non-finite weights", "video.temporal.temporal_embedding")
+
+
+def test_overwrite_starts_the_run_over(motion, finished, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "steps.csv").write_text("step,loss\n1,5.0\n2,4.0\n3,3.0\n4,2.0\n")
+    (out / "unrelated.txt").write_text("kept")
+    (proc,) = run(train_cmd("--overwrite", "--opts", *opts(motion, out, "run.stop_after_steps", "1")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["step"] for r in rows(out / "steps.csv")] == ["1"] and (out / "unrelated.txt").read_text() == "kept"
+
+
+def test_a_run_that_trains_nothing_fails(motion, tmp_path):
+    half_missing = tmp_path / "train.txt"
+    good = (motion / "train.txt").read_text().splitlines()
+    half_missing.write_text("\n".join(good + [f"videos/missing_{i}.mp4 0" for i in range(len(good) + 1)]) + "\n")
+    nowhere, mostly_missing, diverging = run(
+        train_cmd("--opts", *opts(motion, tmp_path / "a", "data.root", "/nonexistent")),
+        train_cmd("--opts", *opts(motion, tmp_path / "b", "data.train", str(half_missing))),
+        train_cmd("--opts", *opts(motion, tmp_path / "c", "optim.lr", "1e30", "run.max_nonfinite_steps", "2")),
+    )
+    one_line(nowhere, 1, "epoch 0: no usable clip, all 12 skipped", "/nonexistent/videos/")
+    one_line(mostly_missing, 1, "epoch 0: 13 of 25 clips skipped, more than run.max_skipped (0.5)", "missing_")
+    one_line(diverging, 1, "the loss was not finite for 2 consecutive optimizer steps")
+    for out in "abc":
+        assert not (tmp_path / out / "model.safetensors").exists() and not (tmp_path / out / "last.pt").exists()
+
+
+def test_a_killed_run_resumes_bit_for_bit(motion, tmp_path):
+    stochastic = ("model.drop_path", "0.2", "optim.mixup", "0.8", "optim.cutmix", "1.0", "optim.smoothing", "0.1",
+                  "optim.epochs", "2", "data.batch_size", "2", "optim.effective_batch", "2",
+                  "run.save_every_steps", "1")  # fmt: skip
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    uninterrupted = start(train_cmd("--opts", *opts(motion, whole, *stochastic)))
+    victim = start(train_cmd("--opts", *opts(motion, killed, *stochastic)))
+    deadline = time.time() + 120
+    while not ((killed / "steps.csv").is_file() and len(rows(killed / "steps.csv")) >= 4):
+        assert victim.poll() is None and time.time() < deadline, victim.stderr.read()[-3000:]
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    assert uninterrupted.wait(300) == 0, uninterrupted.stderr.read()[-3000:]
+    assert not (killed / "model.safetensors").exists()
+    # restarted as torchrun restarts a group: without --resume, which the restart count implies
+    (resumed,) = run(train_cmd("--opts", *opts(motion, killed, *stochastic)), TORCHELASTIC_RESTART_COUNT="1")
+    assert resumed.returncode == 0 and "resumed from" in resumed.stdout, resumed.stderr[-3000:]
+    assert rows(killed / "steps.csv") == rows(whole / "steps.csv")
+    assert rows(killed / "metrics.csv") == rows(whole / "metrics.csv")
+    assert len(rows(whole / "metrics.csv")) == 2 and len(rows(whole / "steps.csv")) == 12
+
+
+def test_disk_full(motion, tmp_path):
+    full, probed = tmp_path / "full", tmp_path / "probed"
+    full.mkdir()
+    (full / "last.tmp").symlink_to("/dev/full")  # where the checkpoint is written: a full disk
+    little_space = ("import sys; from claver import train; train.free_bytes = lambda folder: 1000; "
+                    "sys.argv[0] = 'claver.train'; train.main()")  # fmt: skip
+    o = ("run.save_every_steps", "1")
+    first, no_room = run(
+        train_cmd("--resume", "auto", "--opts", *opts(motion, full, *o)),
+        [sys.executable, "-c", little_space, "--config", str(CONFIG), "--opts", *opts(motion, probed, *o)],
+    )
+    one_line(first, 1, f"could not write the checkpoint {full / 'last.tmp'}: No space left on device")
+    assert not (full / "last.tmp").exists() and not (full / "last.pt").exists()
+    assert no_room.returncode == 1 and no_room.stderr.strip().splitlines()[-1].startswith(
+        f"claver.train: not enough space in {probed} for the checkpoint: "
+    ), no_room.stderr[-3000:]
+    assert "bytes needed, 1000 free" in no_room.stderr
+    assert not (probed / "last.tmp").exists() and not (probed / "last.pt").exists()
+    (full / "last.tmp").symlink_to("/dev/full")
+    (second,) = run(train_cmd("--resume", "auto", "--opts", *opts(motion, full, *o)))
+    one_line(second, 1, "No space left on device")
+    steps = (full / "steps.csv").read_bytes()
+    (third,) = run(train_cmd("--resume", "auto", "--opts", *opts(motion, full, *o)))
+    one_line(third, 1, "the checkpoint of optimizer step 1 failed twice", "No space left on device",
+             str(full / "last.pt.failed"))  # fmt: skip
+    assert (full / "steps.csv").read_bytes() == steps
