@@ -35,3 +35,12 @@ def assert_close_by_rule(ours, ref_lowp, exact, what=""):
 @pytest.fixture(autouse=True)
 def _deterministic_seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def motion(tmp_path_factory):
+    """The generated motion set, small: 2 videos per class of 8 frames at 32 pixels (made once per
+    test module)."""
+    from claver.data import synthetic
+
+    return synthetic.generate(tmp_path_factory.mktemp("motion"), per_class=2, frames=8, size=32, seed=3)

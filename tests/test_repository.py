@@ -187,26 +187,31 @@ def test_no_references_outside_the_repository():
     assert not hits, "text that refers to what the repository does not hold:\n" + "\n".join(hits)
 
 
+def markdown_lines():
+    """(file, line number, line) of every Markdown file of the repository."""
+    for rel, text in text_files():
+        if rel.endswith(".md"):
+            for number, line in enumerate(text.splitlines(), 1):
+                yield rel, number, line
+
+
 def test_markdown_links_resolve():
     hits = []
-    for rel, text in text_files():
-        if not rel.endswith(".md"):
+    fenced = False
+    for rel, number, line in markdown_lines():
+        fenced = fenced and number > 1  # a new file starts outside any code block
+        if re.match(r"\s*(```|~~~)", line):
+            fenced = not fenced
+        if fenced:
             continue
-        base = (ROOT / rel).parent
-        fenced = False
-        for number, line in enumerate(text.splitlines(), 1):
-            if re.match(r"\s*(```|~~~)", line):
-                fenced = not fenced
-            if fenced:
+        for m in MD_LINK.finditer(line):
+            target = m.group(1)
+            if re.match(r"[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):  # http:, mailto:...
                 continue
-            for m in MD_LINK.finditer(line):
-                target = m.group(1)
-                if re.match(r"[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):  # http:, mailto:...
-                    continue
-                path, _, anchor = target.partition("#")
-                problem = _target_problem(base if path else ROOT / rel, path, anchor or None)
-                if problem:
-                    hits.append(f"{rel}:{number}: link {target}: {problem}")
+            path, _, anchor = target.partition("#")
+            problem = _target_problem((ROOT / rel).parent if path else ROOT / rel, path, anchor or None)
+            if problem:
+                hits.append(f"{rel}:{number}: link {target}: {problem}")
     assert not hits, "Markdown links to nothing:\n" + "\n".join(hits)
 
 
@@ -229,12 +234,9 @@ def test_document_references_resolve():
 
 def test_backticked_paths_exist():
     hits = []
-    for rel, text in text_files():
-        if not rel.endswith(".md"):
-            continue
-        for number, line in enumerate(text.splitlines(), 1):
-            for m in BACKTICKED.finditer(line):
-                token = re.split(r"[#:]", m.group(1).strip())[0].rstrip(".,;")
-                if PATH_TOKEN.match(token) and not path_exists(token):
-                    hits.append(f"{rel}:{number}: `{m.group(1)}` does not exist")
+    for rel, number, line in markdown_lines():
+        for m in BACKTICKED.finditer(line):
+            token = re.split(r"[#:]", m.group(1).strip())[0].rstrip(".,;")
+            if PATH_TOKEN.match(token) and not path_exists(token):
+                hits.append(f"{rel}:{number}: `{m.group(1)}` does not exist")
     assert not hits, "paths in backticks that the repository does not hold:\n" + "\n".join(hits)

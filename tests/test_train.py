@@ -8,28 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from motion_runs import opts
 
 from claver import train
-from claver.data import synthetic
 from claver.demo import CONFIG
 from claver.engine import EpochSampler
 from claver.train_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def motion(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("motion"), per_class=2, frames=8, size=32, seed=3)
-
-
-def opts(motion, out, *extra):
-    return [
-        "data.root", str(motion), "data.train", str(motion / "train.txt"), "data.val", str(motion / "val.txt"),
-        "data.labels", str(motion / "labels.csv"), "data.prompts", str(motion / "prompts.json"),
-        "data.batch_size", "4", "data.workers", "0", "optim.epochs", "2", "optim.effective_batch", "8",
-        "run.out", str(out), *extra,
-    ]  # fmt: skip
 
 
 def losses(run_dir):

@@ -11,26 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+import motion_runs
 import pytest
 
-from claver.data import synthetic
 from claver.demo import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def motion(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("motion"), per_class=2, frames=8, size=32, seed=3)
-
-
 def opts(motion: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "data.root", str(motion), "data.train", str(motion / "train.txt"), "data.val", str(motion / "val.txt"),
-        "data.labels", str(motion / "labels.csv"), "data.prompts", str(motion / "prompts.json"),
-        "data.batch_size", "4", "data.workers", "0", "optim.epochs", "1", "optim.effective_batch", "4",
-        "run.out", str(out), *extra,
-    ]  # fmt: skip
+    return motion_runs.opts(motion, out, "optim.epochs", "1", "optim.effective_batch", "4", *extra)
 
 
 def command(module: str, *args: str) -> list[str]:
