@@ -33,18 +33,26 @@ def run(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def assert_usage(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0 and proc.stdout.startswith("usage:"), proc.stderr[-3000:]
+def helps(commands: dict[str, list[str]]) -> dict[str, tuple[int, str, str]]:
+    """Runs each command with --help, all at once (each spends seconds importing torch):
+    name -> (exit status, stdout, stderr)."""
+    procs = {
+        name: subprocess.Popen([*cmd, "--help"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, cmd in commands.items()
+    }
+    outputs = {name: p.communicate(timeout=300) for name, p in procs.items()}
+    return {name: (procs[name].returncode, *outputs[name]) for name in procs}
 
 
-@pytest.mark.parametrize("path", BY_PATH)
-def test_help_by_file_path(path):
-    assert_usage(run(sys.executable, path, "--help"))
+def assert_usages(results: dict[str, tuple[int, str, str]], named: bool = False) -> None:
+    for name, (status, out, err) in results.items():
+        usage = f"usage: {name}" if named else "usage:"
+        assert status == 0 and out.startswith(usage), (name, out[:200], err[-3000:])
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_help_as_a_module(module):
-    assert_usage(run(sys.executable, "-m", module, "--help"))
+def test_help_by_file_path_and_as_a_module():
+    assert_usages(helps({path: [sys.executable, path] for path in BY_PATH}))
+    assert_usages(helps({module: [sys.executable, "-m", module] for module in MODULES}))
 
 
 def test_console_scripts_are_declared():
@@ -55,13 +63,14 @@ def test_console_scripts_are_declared():
     assert installed == SCRIPTS, f"the installed package declares {installed}: {REINSTALL}"
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_console_script_help(name):
-    if name not in {ep.name for ep in entry_points(group="console_scripts")}:
-        pytest.skip(f"{name} is not declared by the installed package (test_console_scripts_are_declared fails)")
-    script = Path(sysconfig.get_path("scripts")) / name
-    assert script.is_file(), f"the package declares {name} but {script} is missing: {REINSTALL}"
-    assert_usage(run(str(script), "--help"))
+def test_console_script_help():
+    declared = {ep.name for ep in entry_points(group="console_scripts")} & set(SCRIPTS)
+    if not declared:
+        pytest.skip("the installed package declares no console script (test_console_scripts_are_declared fails)")
+    scripts = {name: Path(sysconfig.get_path("scripts")) / name for name in sorted(declared)}
+    missing = [str(path) for path in scripts.values() if not path.is_file()]
+    assert not missing, f"the package declares {sorted(declared)} but {missing} are missing: {REINSTALL}"
+    assert_usages(helps({name: [str(path)] for name, path in scripts.items()}), named=True)
 
 
 @pytest.fixture(scope="module")
