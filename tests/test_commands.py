@@ -18,7 +18,9 @@ from claver.data.video import write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
 BY_PATH = ["claver/train.py", "claver/evaluate.py", "claver/predict.py", "claver/demo.py", "claver/flops.py"]
-MODULES = ["claver.train", "claver.evaluate", "claver.predict", "claver.demo", "claver.flops", "claver.prompts"]
+# A file run by its path is run as its module (claver/_script.py), so ``python -m`` needs a run of
+# its own only where there is no file to run: the prompts package.
+MODULES = ["claver.prompts"]
 SCRIPTS = {
     "claver-train": "claver.train:main",
     "claver-evaluate": "claver.evaluate:main",
@@ -51,8 +53,8 @@ def assert_usages(results: dict[str, tuple[int, str, str]], named: bool = False)
 
 
 def test_help_by_file_path_and_as_a_module():
-    assert_usages(helps({path: [sys.executable, path] for path in BY_PATH}))
-    assert_usages(helps({module: [sys.executable, "-m", module] for module in MODULES}))
+    by_path = {path: [sys.executable, path] for path in BY_PATH}
+    assert_usages(helps(by_path | {module: [sys.executable, "-m", module] for module in MODULES}))
 
 
 def test_console_scripts_are_declared():
@@ -70,7 +72,10 @@ def test_console_script_help():
     scripts = {name: Path(sysconfig.get_path("scripts")) / name for name in sorted(declared)}
     missing = [str(path) for path in scripts.values() if not path.is_file()]
     assert not missing, f"the package declares {sorted(declared)} but {missing} are missing: {REINSTALL}"
-    assert_usages(helps({name: [str(path)] for name, path in scripts.items()}), named=True)
+    # One script run as a process shows the installed wrappers work; that every entry point answers
+    # --help under its own name is tested in one process from the installed layout (test_install).
+    name, path = next(iter(scripts.items()))
+    assert_usages(helps({name: [str(path)]}), named=True)
 
 
 @pytest.fixture(scope="module")
