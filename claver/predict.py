@@ -8,7 +8,8 @@ Prints the top-k labels with their probabilities. With ``--prompts``, the labels
 describes are scored with its descriptions as well as the templates, the others with the
 templates, as in evaluation. Text embeddings of a label set are computed once per
 :class:`Predictor`. Both encoders run under bf16 autocast, as evaluation does by default
-(``optim.amp``); ``--amp none`` keeps float32 throughout.
+(``optim.amp``); ``--amp none`` keeps float32 throughout. ``--decoder`` chooses the video backend
+(default auto: torchcodec where it reads the file exactly, else PyAV; see claver.data.video).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import NoReturn
 import torch
 
 from .config import ClaverConfig
-from .data.video import DecodeError, eval_indices, open_video, probe
+from .data.video import BACKENDS, DecodeError, choose_backend, eval_indices, open_video, probe
 from .factory import create_model, get_tokenizer, load_checkpoint, video_transforms
 from .labels import DATASETS, class_names
 from .model import CLAVER
@@ -42,14 +43,21 @@ class Predictor:
     ``prompts``: a prompt file or shipped name whose descriptions join the templates, as in
     evaluation (:func:`claver.text.prompt_tokens`). ``amp``: the autocast dtype of both encoders
     (None: float32 throughout), as evaluation's ``optim.amp``; scores are computed in float32
-    either way (:meth:`CLAVER.class_probs`)."""
+    either way (:meth:`CLAVER.class_probs`). ``decoder``: the video backend
+    (:func:`claver.data.video.choose_backend`)."""
 
     def __init__(
-        self, model: CLAVER, labels: list[str], prompts: str | Path | None = None, amp: torch.dtype | None = None
+        self,
+        model: CLAVER,
+        labels: list[str],
+        prompts: str | Path | None = None,
+        amp: torch.dtype | None = None,
+        decoder: str | None = None,
     ):
         if not labels:
             raise ValueError("no labels given")
         self.model, self.labels, self.amp = model.eval(), list(labels), amp
+        self.decoder = choose_backend(decoder)
         self.device = next(model.parameters()).device
         tokens = prompt_tokens(self.labels, prompts, get_tokenizer(model.config.arch))
         with torch.no_grad(), self._autocast():
@@ -63,7 +71,7 @@ class Predictor:
     def probs(self, video: str | Path) -> torch.Tensor:
         """The class probabilities of a video, float32 ``(len(labels),)`` on the model's device;
         :class:`DecodeError` for a video that cannot be read."""
-        with open_video(video) as v:  # only the T sampled frames are decoded, at the model's size
+        with open_video(video, self.decoder) as v:  # only the T sampled frames are decoded, at the model's size
             idx = eval_indices(v.info.num_frames, self.model.frames, 1)[0]
             frames = v.read(idx, size=self.transform.config.input_size)
         clip = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (1, T, 3, S, S)
@@ -100,10 +108,11 @@ def main(argv: list[str] | None = None) -> None:
         "--amp", default=OptimConfig.amp or "none", choices=[k or "none" for k in AMP_DTYPES],
         help=f"autocast dtype of the encoders, as evaluation's optim.amp (default {OptimConfig.amp}); none: float32",
     )  # fmt: skip
+    ap.add_argument("--decoder", default="auto", choices=["auto", *BACKENDS], help="video backend (default auto)")
     args = ap.parse_args(argv)
     try:
-        probe(args.video)  # a bad file fails here, before any model is loaded
-    except DecodeError as e:
+        probe(args.video, args.decoder)  # a bad file fails here, before any model is loaded
+    except (DecodeError, ValueError) as e:
         _fail(e)
     if args.labels:
         labels = [s.strip() for s in args.labels.split(",") if s.strip()]
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = amp_dtype(None if args.amp == "none" else args.amp)
     try:  # the labels and the prompt file
-        predictor = Predictor(model.to(device), labels, args.prompts, amp)
+        predictor = Predictor(model.to(device), labels, args.prompts, amp, args.decoder)
     except (ValueError, FileNotFoundError) as e:
         _fail(e)
     try:

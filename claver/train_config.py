@@ -15,6 +15,7 @@ import yaml
 
 from .config import ClaverConfig
 from .data.transforms import AugmentConfig
+from .data.video import choose_backend
 
 
 @dataclass
@@ -29,12 +30,15 @@ class DataConfig:
     workers: int = 4
     num_clips: int = 1  # evaluation views: clips x crops
     num_crops: int = 1
-    decoder: str | None = None  # video backend: pyav, torchcodec, decord; None: $CLAVER_VIDEO_BACKEND or pyav
+    decoder: str = "auto"  # video backend: auto, pyav, torchcodec, decord (claver.data.video.choose_backend)
     # The augmentation (claver.data.transforms.AugmentConfig, whose defaults these are).
     scales: list[float] = field(default_factory=lambda: list(AugmentConfig.scales))
     flip: float = AugmentConfig.flip
     color_jitter: float = AugmentConfig.color_jitter
     grayscale: float = AugmentConfig.grayscale
+
+    def __post_init__(self):
+        choose_backend(self.decoder)  # a backend that cannot decode here is refused before any run
 
 
 @dataclass

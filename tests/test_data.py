@@ -5,6 +5,7 @@ import colorsys
 import numpy as np
 import pytest
 import torch
+from decoders import BACKENDS
 from torchvision.transforms.v2 import functional as TF
 
 from claver.data import synthetic, transforms
@@ -122,18 +123,20 @@ def test_hue_rotation_over_the_whole_colour_cube(turn):
     assert torch.equal(transforms._rotate_hue(grey.clone(), turn), grey)
 
 
-def test_broken_videos_are_skipped_and_reported(motion, tmp_path):
+@pytest.mark.parametrize("decoder", BACKENDS[:2])  # pyav, torchcodec
+def test_broken_videos_are_skipped_and_reported(motion, tmp_path, decoder):
+    good = motion / "videos/moving_left/0000.mp4"
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x01 not a video")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    good = motion / "videos/moving_left/0000.mp4"
+    (tmp_path / "cut.mp4").write_bytes(good.read_bytes()[:600])  # an MP4 start, no index: torchcodec's
     ann = tmp_path / "ann.txt"
-    ann.write_text(f"{good} 0\ncorrupt.mp4 1\nempty.mp4 2\nmissing.mp4 3\n")
-    ds = VideoDataset(ann, tmp_path, 12, frames=4, augment=AugmentConfig(input_size=32))
+    ann.write_text(f"{good} 0\ncorrupt.mp4 1\nempty.mp4 2\nmissing.mp4 3\ncut.mp4 4\n")
+    ds = VideoDataset(ann, tmp_path, 12, frames=4, augment=AugmentConfig(input_size=32), decoder=decoder)
     with pytest.warns(UserWarning, match="skipping video"):
-        items = [ds[i] for i in range(4)]
+        items = [ds[i] for i in range(5)]
     clips, labels, skipped = collate(items)
-    assert clips.shape[0] == 1 and labels.tolist() == [0]
-    assert len(skipped) == 3 and all(isinstance(s, Skipped) for s in skipped)
+    assert clips is not None and clips.shape[0] == 1 and labels.tolist() == [0], skipped
+    assert len(skipped) == 4 and all(isinstance(s, Skipped) for s in skipped)
     with pytest.raises(DecodeError, match="missing video"):
         probe(tmp_path / "missing.mp4")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from claver.data import convert, fewshot
+from claver.data import convert, fewshot, video
 from claver.labels import class_names
 
 
@@ -81,9 +81,12 @@ def test_preprocess_and_loader_bench(tmp_path):
 def test_loader_benchmark_table(tmp_path):
     from benchmarks import loader
 
-    out = loader.main(["--videos", "2", "--seconds", "1", "--frames", "8", "--workers", "1", "--out", str(tmp_path)])
-    table, notes = out.split("\n\n")
-    rows = [r.split("|") for r in table.splitlines()[2:]]
-    assert [r[1].strip() for r in rows] == ["training (augmented)", "evaluation (centre crop)"]
-    assert all(r[2].strip() == "8" and float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
-    assert notes.startswith("finishing training clips on this CPU") and float(notes.split()[-4]) > 0
+    args = ["--videos", "2", "--seconds", "1", "--frames", "8", "--workers", "1", "--out", str(tmp_path)]
+    table, notes = loader.main([*args, "--decoders", "pyav,torchcodec"]).split("\n\n")
+    header, _, *rows = (r.split("|")[1:-1] for r in table.splitlines())
+    usable = [d for d in ("pyav", "torchcodec") if video.unavailable(d) is None]
+    assert [h.strip() for h in header] == ["loader", "T", "workers", "full decode, PyAV", *usable]
+    assert [r[0].strip() for r in rows] == ["training (augmented)", "evaluation (centre crop)"]
+    assert all(r[1].strip() == "8" and all(float(v) > 0 for v in r[3:]) for r in rows)
+    lines = notes.splitlines()
+    assert lines[-1].startswith("finishing training clips on this CPU") and float(lines[-1].split()[-4]) > 0

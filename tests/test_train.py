@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from decoders import BACKENDS, USABLE
 from motion_runs import opts
 
 from claver import train
@@ -40,16 +41,20 @@ def test_resume_after_interruption_gives_the_same_losses(motion, tmp_path):
     assert losses(tmp_path / "b") == losses(tmp_path / "a")
 
 
-def test_broken_videos_are_skipped_and_counted(motion, tmp_path):
+@pytest.mark.parametrize("decoder", BACKENDS[:2])  # pyav, torchcodec
+def test_broken_videos_are_skipped_and_counted(motion, tmp_path, decoder):
+    videos = motion / "videos"
+    (videos / "broken.mp4").write_bytes(b"garbage")
+    (videos / "cut.mp4").write_bytes(next(videos.rglob("0000.mp4")).read_bytes()[:600])  # MP4 start, no index
     ann = tmp_path / "train.txt"
-    ann.write_text((motion / "train.txt").read_text() + "videos/missing.mp4 0\n")
-    (motion / "videos" / "broken.mp4").write_bytes(b"garbage")
-    ann.write_text(ann.read_text() + "videos/broken.mp4 1\n")
+    ann.write_text((motion / "train.txt").read_text() + "videos/missing.mp4 0\nvideos/broken.mp4 1\nvideos/cut.mp4 2\n")
     metrics = train.train(
-        load_config(CONFIG, opts(motion, tmp_path / "run", "data.train", str(ann), "optim.epochs", "1"))
+        load_config(
+            CONFIG, opts(motion, tmp_path / "run", "data.train", str(ann), "optim.epochs", "1", "data.decoder", decoder)
+        )
     )
-    assert metrics["skipped"] == 2
-    assert "skipped 2 broken videos" in (tmp_path / "run" / "log.txt").read_text()
+    assert metrics["skipped"] == 3
+    assert "skipped 3 broken videos" in (tmp_path / "run" / "log.txt").read_text()
 
 
 def test_torchrun_two_cpu_processes(motion, tmp_path):
@@ -149,13 +154,21 @@ def test_predict_on_a_generated_video(motion, tmp_path, capsys):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe: block-buffered
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0 and len(run.stdout.strip().splitlines()) == 2, run.stderr
-    for bad, problem in (("empty.mp4", "empty file"), ("text.mp4", "cannot read"), ("nope.mp4", "missing video")):
-        if bad != "nope.mp4":
-            (tmp_path / bad).write_text("" if bad == "empty.mp4" else "not a video")
-        with pytest.raises(SystemExit) as exit_:
-            predict.main([str(tmp_path / bad), "--labels", "a,b", "--checkpoint", str(ckpt)])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert exit_.value.code == 2 and len(err) == 1 and bad in err[0] and problem in err[0]
+    (tmp_path / "empty.mp4").write_text("")
+    (tmp_path / "text.mp4").write_text("not a video")
+    (tmp_path / "cut.mp4").write_bytes(video.read_bytes()[:600])  # an MP4 start, no index
+    bad_files = {
+        "empty.mp4": "empty file",
+        "text.mp4": "cannot read",
+        "nope.mp4": "missing video",
+        "cut.mp4": "cannot read",
+    }
+    for decoder in [name for name in ("pyav", "torchcodec") if name in USABLE]:
+        for bad, problem in bad_files.items():
+            with pytest.raises(SystemExit) as exit_:
+                predict.main([str(tmp_path / bad), "--labels", "a,b", "--checkpoint", str(ckpt), "--decoder", decoder])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert exit_.value.code == 2 and len(err) == 1 and bad in err[0] and problem in err[0], (decoder, err)
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,12 @@
     info = probe(path)                                  # frames, fps, size, duration: no full decode
     frames = read_frames(path, [0, 8, 16], size=256)   # (3, H, W, 3) uint8, only those decoded
 
-Backends: PyAV (the default, threaded FFmpeg decoding), torchcodec and decord when installed;
-``backend=`` chooses, else the ``CLAVER_VIDEO_BACKEND`` environment variable, else PyAV (training
-configs: ``data.decoder``). Frame i is the i-th frame of a full decode on every backend; frames
-are shown as the stream's display matrix asks (a phone's portrait video comes out portrait).
+Backends: PyAV (threaded FFmpeg decoding, always installed), torchcodec (PyTorch's decoder, when it
+and FFmpeg's shared libraries are installed) and decord (unmaintained). ``backend=`` chooses, else
+the ``CLAVER_VIDEO_BACKEND`` environment variable, else ``"auto"``: torchcodec for MP4/MOV and
+Matroska/WebM files when it loads, PyAV otherwise (training configs: ``data.decoder``). Frame i is
+the i-th frame of a full decode on every backend; frames are shown as the stream's display matrix
+asks (a phone's portrait video comes out portrait).
 
 Sampling: training takes one random frame from each of T equal segments of the video;
 evaluation takes ``num_clips`` evenly spaced clips of T frames, each frame in the middle of its
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .video_info import DecodeError, VideoInfo, scaled_size
+from .video_info import DecodeError, VideoInfo, VideoReader, scaled_size
 from .video_pyav import Mp4Writer, PyAVReader
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "DecodeError",
     "Mp4Writer",
     "VideoInfo",
+    "VideoReader",
+    "backend_for",
     "eval_indices",
     "open_video",
     "probe",
@@ -40,29 +45,67 @@ __all__ = [
 
 BACKENDS = ("pyav", "torchcodec", "decord")
 BACKEND_VARIABLE = "CLAVER_VIDEO_BACKEND"
+_MODULES = {"pyav": "av", "torchcodec": "torchcodec", "decord": "decord"}
+
+
+def unavailable(backend: str) -> str | None:
+    """Why ``backend`` cannot decode here, as the end of a sentence; None when it can."""
+    if backend == "torchcodec":
+        from .video_backends import torchcodec_problem
+
+        return torchcodec_problem()
+    if importlib.util.find_spec(_MODULES[backend]) is None:
+        return f"is not installed (pip install {_MODULES[backend]})"
+    return None
 
 
 def choose_backend(backend: str | None = None) -> str:
-    """The backend to use: ``backend``, else ``$CLAVER_VIDEO_BACKEND``, else ``"pyav"``; an error
-    names what is missing when the chosen one is not installed."""
-    name = backend or os.environ.get(BACKEND_VARIABLE) or "pyav"
-    if name not in BACKENDS:
-        raise ValueError(f"unknown video backend {name!r}; expected one of {', '.join(BACKENDS)}")
-    module = {"pyav": "av", "torchcodec": "torchcodec", "decord": "decord"}[name]
-    if importlib.util.find_spec(module) is None:
-        raise ValueError(f"video backend {name!r} is not installed (pip install {module})")
+    """The backend setting: ``backend``; where that is None or ``"auto"``,
+    ``$CLAVER_VIDEO_BACKEND`` when set, else ``"auto"``. An error says why a named one cannot
+    decode here."""
+    name = backend if backend not in (None, "auto") else os.environ.get(BACKEND_VARIABLE) or "auto"
+    if name not in ("auto", *BACKENDS):
+        raise ValueError(f"unknown video backend {name!r}; expected auto or one of {', '.join(BACKENDS)}")
+    problem = None if name == "auto" else unavailable(name)
+    if problem:
+        raise ValueError(f"video backend {name!r} {problem}")
     return name
 
 
-def open_video(path: str | Path, backend: str | None = None):
-    """An open video (``.info``, ``.read(indices, size=None)``; a context manager). Raises
-    :class:`DecodeError` for a missing, empty, unreadable or picture-less file."""
+def backend_for(path: Path, setting: str) -> str:
+    """The backend that reads ``path`` under ``setting`` (from :func:`choose_backend`): torchcodec
+    and decord only where they return the frames of a full decode (MP4/MOV, Matroska/WebM; see
+    :mod:`claver.data.video_backends`), PyAV in their place elsewhere; ``auto`` is torchcodec
+    where it can decode, else PyAV."""
+    if setting == "pyav":
+        return setting
+    from .video_backends import seeks_exactly
+
+    if setting == "auto" and unavailable("torchcodec") is not None:
+        return "pyav"
+    name = "torchcodec" if setting == "auto" else setting
+    if seeks_exactly(path):
+        return name
+    if setting != "auto":
+        warnings.warn(
+            f"{path.name}: {name} returns other frames than a full decode in this container (it is exact in "
+            "MP4/MOV and Matroska/WebM files); PyAV reads it",
+            stacklevel=3,
+        )
+    return "pyav"
+
+
+def open_video(path: str | Path, backend: str | None = None) -> VideoReader:
+    """An open video (``.info``, ``.read(indices, size=None)``, ``.frames(size=None)``; a context
+    manager) read by ``backend`` (see :func:`choose_backend`). Raises :class:`DecodeError` for a
+    missing, empty, unreadable or picture-less file."""
     path = Path(path)
-    name = choose_backend(backend)
+    setting = choose_backend(backend)
     if not path.is_file():
         raise DecodeError(f"missing video: {path}")
     if path.stat().st_size == 0:
         raise DecodeError(f"empty file: {path}")
+    name = backend_for(path, setting)
     try:
         if name == "pyav":
             reader = PyAVReader(path)
@@ -73,7 +116,7 @@ def open_video(path: str | Path, backend: str | None = None):
     except DecodeError:
         raise
     except Exception as e:  # decoders raise many types for broken files; all mean "unreadable"
-        raise DecodeError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+        raise DecodeError(f"cannot read {path}: {type(e).__name__}: {' '.join(str(e).split())}") from e
     if reader.info.num_frames == 0:
         reader.close()
         raise DecodeError(f"no frames in {path}")

@@ -158,10 +158,9 @@ class PyAVReader(VideoReader):
     def read(self, indices, size: int | None = None) -> np.ndarray:
         """``(len(indices), H, W, 3)`` uint8 RGB, frame ``indices[k]`` at position k (repeats and any
         order allowed), shown as the display matrix asks; ``size`` resizes the short side."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.info.num_frames):
-            n = self.info.num_frames
-            raise IndexError(f"frame indices must be in [0, {n}) for {self.path}, got {idx.tolist()}")
+        idx = self.checked(indices)
+        if not idx.size:
+            return self.empty(size)
         wanted = sorted(set(idx.tolist()))
         got: dict[int, np.ndarray] = {}
         self._read(wanted, size, got, seeking=self._pts is not None)
@@ -171,10 +170,6 @@ class PyAVReader(VideoReader):
         if missing:
             shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
             raise DecodeError(f"frames {shown} of {self.path} cannot be decoded (truncated or corrupt file)")
-        if not idx.size:
-            w, h = self.info.width, self.info.height
-            w, h = (w, h) if size is None else scaled_size(w, h, size)
-            return np.zeros((0, h, w, 3), np.uint8)
         return np.stack([got[i] for i in idx.tolist()])
 
     def _read(self, wanted: list[int], size: int | None, got: dict, seeking: bool) -> None:
