@@ -54,15 +54,16 @@ def torchcodec_problem() -> str | None:
 
 
 def _resize(frames: np.ndarray, size: int | None) -> np.ndarray:
-    """``(N, H, W, 3)`` uint8 with the short side resized to ``size`` (area averaging)."""
+    """``(N, H, W, 3)`` uint8 with the short side resized to ``size``: bilinear, antialiased when
+    shrinking (close to FFmpeg's area scaler, which the PyAV reader uses), computed on uint8."""
     if size is None or not len(frames):
         return frames
     w, h = scaled_size(frames.shape[2], frames.shape[1], size)
     if (w, h) == (frames.shape[2], frames.shape[1]):
         return frames
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(h, w), mode="area" if h <= frames.shape[1] else "bilinear")
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=h < frames.shape[1], align_corners=False)
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 class TorchCodecReader(VideoReader):
@@ -73,8 +74,8 @@ class TorchCodecReader(VideoReader):
         from torchcodec.decoders import VideoDecoder
 
         self.path = Path(path)
-        try:  # num_ffmpeg_threads=0: FFmpeg's own choice, as the PyAV reader's slice threads
-            self._decoder = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=0)
+        try:  # one thread: FFmpeg's frame threads refill their pipeline after every seek (measured)
+            self._decoder = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
         except ValueError as e:
             if "video stream" in str(e):  # torchcodec's words for a file without one
                 raise DecodeError(f"no video stream in {self.path}") from e
