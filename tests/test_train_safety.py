@@ -91,6 +91,7 @@ def test_configuration_errors_name_the_key(motion, tmp_path):
         ("model.quick_gelu", "1", "config.model.quick_gelu: expected true or false or null, got 1"),
         ("model.drop_path", "1.5", "config.model: drop_path must be in [0, 1), got 1.5"),
         ("optim.amp", "fp8", "optim.amp must be one of"),
+        ("data.decoder", "ffmpeg", "config.data: unknown video backend 'ffmpeg'; expected auto or one of pyav,"),
     ],
 )
 def test_every_key_is_checked(key, value, problem):

@@ -291,7 +291,7 @@ def test_backend_setting(monkeypatch, clips):
 
 @pytest.mark.parametrize("backend", BACKENDS[1:])
 def test_an_avi_file_asked_of_torchcodec_or_decord_says_pyav_reads_it(clips, backend):
-    with pytest.warns(UserWarning, match=f"bframes.avi: {backend} returns other frames .* PyAV reads it"):
+    with pytest.warns(UserWarning, match=f"{backend} returns other frames .* PyAV reads those"):
         reader = video.open_video(clips["avi"], backend)
     reader.close()
 

@@ -87,9 +87,9 @@ def backend_for(path: Path, setting: str) -> str:
     if seeks_exactly(path):
         return name
     if setting != "auto":
-        warnings.warn(
-            f"{path.name}: {name} returns other frames than a full decode in this container (it is exact in "
-            "MP4/MOV and Matroska/WebM files); PyAV reads it",
+        warnings.warn(  # once per process (the same text each time), not once per file of a dataset
+            f"{name} returns other frames than a full decode outside MP4/MOV and Matroska/WebM files "
+            "(AVI, MPEG...); PyAV reads those",
             stacklevel=3,
         )
     return "pyav"

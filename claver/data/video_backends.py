@@ -95,7 +95,8 @@ class TorchCodecReader(VideoReader):
         try:
             frames = self._decoder.get_frames_at(indices=idx.tolist()).data.numpy()
         except RuntimeError as e:  # a damaged stream: torchcodec names no frame, so all are lost
-            raise DecodeError(f"frames of {self.path} cannot be decoded (truncated or corrupt file): {e}") from e
+            problem = " ".join(str(e).split())
+            raise DecodeError(f"frames of {self.path} cannot be decoded (truncated or corrupt file): {problem}") from e
         return _resize(frames, size)
 
     def close(self) -> None:
@@ -123,7 +124,8 @@ class DecordReader(VideoReader):
         try:
             frames = self._reader.get_batch(idx.tolist()).asnumpy()
         except Exception as e:  # decord raises its own DECORDError (a RuntimeError) for damage
-            raise DecodeError(f"frames of {self.path} cannot be decoded: {type(e).__name__}: {e}") from e
+            problem = f"{type(e).__name__}: {' '.join(str(e).split())}"
+            raise DecodeError(f"frames of {self.path} cannot be decoded: {problem}") from e
         return _resize(frames, size)
 
     def close(self) -> None:

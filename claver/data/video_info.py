@@ -4,6 +4,7 @@ reader protocol."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class VideoReader:
     ``frames(size)`` and ``close()``; a context manager that closes on exit."""
 
     info: VideoInfo
-    path: object
+    path: Path
 
     def read(self, indices, size: int | None = None) -> np.ndarray:
         raise NotImplementedError
