@@ -92,7 +92,8 @@ def video(tmp_path):
 def test_predictor(model, video, fake):
     model = model.to(CUDA)
     with autocast_sees_a_gpu():
-        predictor = Predictor(model, ["run", "jump", "swim"], amp=torch.bfloat16)
+        # PyAV: torchcodec decodes through torch ops, which the fake mode would replace as well
+        predictor = Predictor(model, ["run", "jump", "swim"], amp=torch.bfloat16, decoder="pyav")
         probs = predictor.probs(video)
     on_fake_cuda(probs, predictor.text)
     assert probs.shape == (3,) and probs.dtype == torch.float32
