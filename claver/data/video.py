@@ -17,6 +17,7 @@ segment.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import warnings
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video_info import DecodeError, VideoInfo, VideoReader, scaled_size
+from .video_info import DecodeError, VideoInfo, VideoReader, one_line, scaled_size
 from .video_pyav import Mp4Writer, PyAVReader
 
 __all__ = [
@@ -48,6 +49,7 @@ BACKEND_VARIABLE = "CLAVER_VIDEO_BACKEND"
 _MODULES = {"pyav": "av", "torchcodec": "torchcodec", "decord": "decord"}
 
 
+@functools.cache  # asked for every video opened; what is installed does not change in a process
 def unavailable(backend: str) -> str | None:
     """Why ``backend`` cannot decode here, as the end of a sentence; None when it can."""
     if backend == "torchcodec":
@@ -116,7 +118,7 @@ def open_video(path: str | Path, backend: str | None = None) -> VideoReader:
     except DecodeError:
         raise
     except Exception as e:  # decoders raise many types for broken files; all mean "unreadable"
-        raise DecodeError(f"cannot read {path}: {type(e).__name__}: {' '.join(str(e).split())}") from e
+        raise DecodeError(f"cannot read {path}: {one_line(e)}") from e
     if reader.info.num_frames == 0:
         reader.close()
         raise DecodeError(f"no frames in {path}")

@@ -12,14 +12,13 @@ returns other frames of a variable-frame-rate MP4, so the reader scans (exact mo
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .video_info import DecodeError, VideoInfo, VideoReader, scaled_size
+from .video_info import DecodeError, VideoInfo, VideoReader, one_line, scaled_size
 
 # The first bytes of the containers torchcodec and decord seek exactly in: an ISO BMFF box type at
 # offset 4 (MP4, MOV, M4V, 3GP) or the EBML magic number (Matroska, WebM).
@@ -35,7 +34,6 @@ def seeks_exactly(path: str | Path) -> bool:
     return head[4:8] in _ISO_BOXES or head[:4] == _EBML
 
 
-@functools.cache
 def torchcodec_problem() -> str | None:
     """Why torchcodec cannot decode here (not installed, or FFmpeg's shared libraries, which it
     loads at import, missing); None when it can."""
@@ -95,8 +93,8 @@ class TorchCodecReader(VideoReader):
         try:
             frames = self._decoder.get_frames_at(indices=idx.tolist()).data.numpy()
         except RuntimeError as e:  # a damaged stream: torchcodec names no frame, so all are lost
-            problem = " ".join(str(e).split())
-            raise DecodeError(f"frames of {self.path} cannot be decoded (truncated or corrupt file): {problem}") from e
+            problem = f"frames of {self.path} cannot be decoded (truncated or corrupt file)"
+            raise DecodeError(f"{problem}: {one_line(e)}") from e
         return _resize(frames, size)
 
     def close(self) -> None:
@@ -124,8 +122,7 @@ class DecordReader(VideoReader):
         try:
             frames = self._reader.get_batch(idx.tolist()).asnumpy()
         except Exception as e:  # decord raises its own DECORDError (a RuntimeError) for damage
-            problem = f"{type(e).__name__}: {' '.join(str(e).split())}"
-            raise DecodeError(f"frames of {self.path} cannot be decoded: {problem}") from e
+            raise DecodeError(f"frames of {self.path} cannot be decoded: {one_line(e)}") from e
         return _resize(frames, size)
 
     def close(self) -> None:

@@ -13,6 +13,12 @@ class DecodeError(RuntimeError):
     """The video is missing, unreadable, corrupt, truncated before the wanted frames, or empty."""
 
 
+def one_line(e: BaseException) -> str:
+    """A decoder's exception as one line for a :class:`DecodeError`: its type and its text with the
+    line breaks and runs of spaces (FFmpeg's, torchcodec's, decord's) folded."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """A video stream as displayed: ``num_frames`` frames at ``fps`` (average), ``width`` x
