@@ -80,8 +80,10 @@ def sources(with_cuda: bool) -> list[str]:
 
 
 OPT = optimisation(DEBUG)
-# at::parallel_for is a header template over OpenMP: without -fopenmp it runs serially.
-CXX = OPT + ["-fvisibility=hidden", "-fopenmp"]
+# at::parallel_for is a header template over OpenMP: without -fopenmp it runs serially. -g0 undoes
+# the -g of Python's own compiler flags: debug information for torch's headers is most of the host
+# objects' compile time and size.
+CXX = OPT + ([] if DEBUG else ["-g0"]) + ["-fvisibility=hidden", "-fopenmp"]
 
 
 def extension():

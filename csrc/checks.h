@@ -7,9 +7,9 @@
 #include <optional>
 #include <tuple>
 
-namespace kron_attn {
+#include "constants.h"
 
-constexpr int64_t kMaxHeadDim = 256;
+namespace kron_attn {
 
 struct Shape {
   int64_t B, H, N, D, frames, tokens;

@@ -5,6 +5,9 @@
 
 namespace kron_attn {
 
+// The widest head the ops take (every backend; the CUDA kernels cover fewer: cuda/coverage.h).
+constexpr int kMaxHeadDim = 256;
+
 constexpr double kLog2e = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 

@@ -1,10 +1,15 @@
 // The Python extension module kron_attn._C: importing it registers the ops (torch.ops.kron_attn)
-// and exposes facts about the build.
-#include <torch/extension.h>
+// and exposes facts about the build. pybind11 alone, not torch/extension.h: nothing here touches a
+// tensor, and torch's headers would take most of the extension's compile time.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <iterator>
+#include <string>
 #include <utility>
+#include <vector>
 
-#include "checks.h"
+#include "constants.h"
 #include "cpu/cpu_isa.h"
 #include "cuda/coverage.h"
 #include "cuda/kernel_traits.h"

@@ -1,6 +1,8 @@
 // kron_attn::block_schedule: the block schedule of schedule.h as index tensors, for kernels
 // that cannot include the header (Triton).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>

@@ -1,7 +1,9 @@
 // CPU implementation of the kron_attn ops: input preparation, the choice of instruction set,
 // and the parallel loops over work items. The arithmetic is in kernel_impl.h.
-#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
 #include <cstdlib>

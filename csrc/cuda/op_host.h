@@ -14,7 +14,9 @@
 //   Device::Scope scope(q, {{"q", q, false}, ...});           // device guard / emulator buffers
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 
 #include <cstring>
 #include <initializer_list>

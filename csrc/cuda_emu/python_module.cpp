@@ -1,6 +1,10 @@
 // The Python extension module kron_attn._cuda_emu: importing it registers the emulated ops
-// (attention_emu.cpp) and exposes the emulator's settings.
-#include <torch/extension.h>
+// (attention_emu.cpp) and exposes the emulator's settings. pybind11 alone: nothing here touches a
+// tensor.
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <cstdint>
 
 #include "simt.h"
 
